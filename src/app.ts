@@ -1,0 +1,189 @@
+/**
+ * The composition root: store, audit log, AWS sessions and clients, the engine, and the Bolt app with
+ * its handlers, over Socket Mode (default) or HTTP. Tests build it exactly as production does.
+ */
+import type { AddressInfo } from 'node:net';
+import { App, HTTPReceiver } from '@slack/bolt';
+import type { ApproverDirectory } from './approvals/approval-policy.ts';
+import { AuditLog } from './audit/audit-log.ts';
+import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
+import { AwsClientFactory } from './aws/client-factory.ts';
+import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
+import { AwsSessions } from './aws/sessions.ts';
+import { createAuditChannelSink } from './commands/audit-channel-sink.ts';
+import { createBoltLogger } from './commands/bolt-logger.ts';
+import { createHttpServer } from './commands/http-server.ts';
+import { registerHandlers } from './commands/register-handlers.ts';
+import { createSlackDirectory } from './commands/slack-directory.ts';
+import { createSlackNotifier } from './commands/slack-notifier.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { AnyRunbook } from './runbooks/define-runbook.ts';
+import { Engine } from './runbooks/engine.ts';
+import { openStore } from './store/open-store.ts';
+import type { Store } from './store/store.ts';
+
+/** The Slack secrets the chosen mode needs. */
+export interface SlackSecrets {
+  botToken: string;
+  appToken?: string | undefined;
+  signingSecret?: string | undefined;
+}
+
+/** Everything needed to build quell. */
+export interface QuellOptions {
+  config: Config;
+  secrets: SlackSecrets;
+  log: Logger;
+  /** Slack Web API base URL override (SLACK_API_URL), e.g. a local fake in tests. */
+  slackApiUrl?: string | undefined;
+  /** Port of the HTTP server (events in http mode, /healthz in both). 0 picks a free port. */
+  port?: number | undefined;
+  host?: string;
+  now?: () => number;
+  runbooks?: readonly AnyRunbook[];
+  rateLimits?: Record<string, RateLimit>;
+  /** Overrides the Slack user-group lookup (tests of the policy only). */
+  directory?: ApproverDirectory;
+  /** How often to expire overdue approval requests. */
+  sweepIntervalMs?: number;
+}
+
+/** A built quell: start it, stop it, and reach its parts. */
+export interface Quell {
+  app: App;
+  engine: Engine;
+  store: Store;
+  audit: AuditLog;
+  sessions: AwsSessions;
+  start(): Promise<{ port: number }>;
+  stop(): Promise<void>;
+  /** Resolves when runs in flight and audit-channel lines have settled. */
+  idle(): Promise<void>;
+  counters: { rejectedTimestamps: number };
+}
+
+/** Builds quell from validated config and secrets. */
+export async function createQuell(options: QuellOptions): Promise<Quell> {
+  const { config, secrets, log } = options;
+  const now = options.now ?? Date.now;
+  const store = await openStore(config.storage.url);
+  const audit = new AuditLog(store, log, now);
+  const recorder = createAuditCallRecorder(audit);
+  const sessions = new AwsSessions(
+    {
+      region: config.aws.region,
+      sessionSeconds: config.aws.sessionSeconds,
+      externalId: config.aws.externalId,
+    },
+    log,
+    { now, recorder },
+  );
+  const limiters = new RateLimiters(options.rateLimits);
+  const aws = new AwsClientFactory({ sessions, limiters, recorder });
+
+  const boltLogger = createBoltLogger(log);
+  const clientOptions = {
+    slackApiUrl: options.slackApiUrl,
+    retryConfig: { retries: 3, factor: 2, minTimeout: 500 },
+  };
+  let receiver: HTTPReceiver | undefined;
+  let app: App;
+  if (config.slack.mode === 'http') {
+    if (!secrets.signingSecret) throw new Error('http mode needs the signing secret');
+    receiver = new HTTPReceiver({
+      signingSecret: secrets.signingSecret,
+      endpoints: '/slack/events',
+      processBeforeResponse: false,
+      logger: boltLogger,
+    });
+    app = new App({ token: secrets.botToken, receiver, logger: boltLogger, clientOptions });
+  } else {
+    if (!secrets.appToken) throw new Error('socket mode needs the app-level token');
+    app = new App({
+      token: secrets.botToken,
+      appToken: secrets.appToken,
+      socketMode: true,
+      logger: boltLogger,
+      clientOptions,
+    });
+  }
+
+  const directory = options.directory ?? createSlackDirectory(app.client);
+  const notifier = createSlackNotifier(app.client, log);
+  const engine = new Engine({
+    config,
+    store,
+    audit,
+    aws,
+    directory,
+    notifier,
+    log,
+    now,
+    ...(options.runbooks ? { runbooks: options.runbooks } : {}),
+  });
+  const mirror = config.slack.auditChannel
+    ? createAuditChannelSink(app.client, config.slack.auditChannel)
+    : undefined;
+  if (mirror) audit.addSink(mirror.sink);
+  registerHandlers(app, { engine, audit, log });
+  app.error(async (err) => {
+    log.error({ err }, 'unhandled error in a Slack handler');
+  });
+
+  const { server, counters } = createHttpServer({
+    ...(receiver ? { slackListener: receiver.requestListener } : {}),
+    health: () => store.ping(),
+    log,
+    now,
+  });
+  let sweeper: NodeJS.Timeout | undefined;
+
+  return {
+    app,
+    engine,
+    store,
+    audit,
+    sessions,
+    counters,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port ?? 3000, options.host ?? '0.0.0.0', () => resolve());
+      });
+      if (config.slack.mode === 'socket') await app.start();
+      sweeper = setInterval(() => {
+        engine.expireDue().catch((err: unknown) => log.warn({ err }, 'could not expire overdue requests'));
+      }, options.sweepIntervalMs ?? 30_000);
+      sweeper.unref();
+      const port = (server.address() as AddressInfo).port;
+      log.info(
+        {
+          mode: config.slack.mode,
+          port,
+          command: config.slack.command,
+          accounts: config.accounts.map((a) => a.alias),
+        },
+        'quell started',
+      );
+      return { port };
+    },
+    async idle() {
+      await engine.idle();
+      await mirror?.drain();
+    },
+    async stop() {
+      if (sweeper) clearInterval(sweeper);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      if (config.slack.mode === 'socket') await app.stop().catch(() => undefined);
+      await engine.idle();
+      await mirror?.drain();
+      await limiters.stop();
+      sessions.destroy();
+      await store.close();
+    },
+  };
+}

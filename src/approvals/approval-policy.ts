@@ -1,0 +1,115 @@
+/**
+ * Who must approve what, and who may: required counts per runbook (from config, else by risk), the
+ * approver list of users and user groups (group membership looked up at click time), break-glass users,
+ * and the channel guardrails that say what may run where. Everything fails closed.
+ */
+import type { Config } from '../config.ts';
+import { NotAllowedError } from '../errors.ts';
+
+/** A runbook's risk decides its default number of approvals. */
+export type Risk = 'read-only' | 'mutating' | 'destructive';
+
+const DEFAULT_REQUIRED: Record<Risk, number> = { 'read-only': 0, mutating: 1, destructive: 2 };
+
+/** Looks up Slack user-group membership (implemented over the Slack API by the commands layer). */
+export interface ApproverDirectory {
+  /** The current members of a user group (S…). */
+  groupMembers(groupId: string): Promise<ReadonlySet<string>>;
+}
+
+/** How many distinct approvals a runbook needs. Read-only runbooks need none. */
+export function requiredApprovals(config: Config, runbookId: string, risk: Risk): number {
+  if (risk === 'read-only') return 0;
+  const configured = config.approvals.runbooks[runbookId]?.required;
+  // A changing runbook always needs at least one other person unless break-glass is used.
+  return Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
+}
+
+/** Whether the user may skip approval (and owes a post-hoc review). */
+export function isBreakGlass(config: Config, userId: string): boolean {
+  return config.approvals.breakGlass.includes(userId);
+}
+
+/** Whether `userId` is listed directly or through a group; throws NotAllowedError when not. */
+export async function assertApprover(
+  config: Config,
+  directory: ApproverDirectory,
+  userId: string,
+): Promise<void> {
+  if (await isListed(config.approvals.approvers, directory, userId)) return;
+  throw new NotAllowedError(
+    'You are not an approver for quell. Approvers are listed in `approvals.approvers` of the configuration; ask your security lead to add you or your user group.',
+    'approvals.approvers',
+  );
+}
+
+/** Whether `userId` may request the runbook (per-runbook `requesters`; everyone when not set). */
+export async function assertRequester(
+  config: Config,
+  directory: ApproverDirectory,
+  runbookId: string,
+  userId: string,
+): Promise<void> {
+  const requesters = config.approvals.runbooks[runbookId]?.requesters;
+  if (!requesters || (await isListed(requesters, directory, userId))) return;
+  throw new NotAllowedError(
+    `You may not request \`${runbookId}\`: \`approvals.runbooks.${runbookId}.requesters\` does not list you or a group of yours. Ask your security lead.`,
+    `approvals.runbooks.${runbookId}.requesters`,
+  );
+}
+
+async function isListed(
+  principals: readonly string[],
+  directory: ApproverDirectory,
+  userId: string,
+): Promise<boolean> {
+  if (principals.includes(userId)) return true;
+  const groups = principals.filter((p) => p.startsWith('S'));
+  for (const group of groups) {
+    if ((await directory.groupMembers(group)).has(userId)) return true;
+  }
+  return false;
+}
+
+/** Whether the channel's guardrail allows the runbook on the account (alias, or undefined before it is known). */
+export function channelAllows(
+  config: Config,
+  channel: string,
+  runbookId: string,
+  accountAlias?: string,
+): boolean {
+  const rule = config.channels[channel];
+  if (!rule) return false;
+  const runbookOk = rule.runbooks.includes('*') || rule.runbooks.includes(runbookId);
+  const accountOk =
+    accountAlias === undefined || rule.accounts.includes('*') || rule.accounts.includes(accountAlias);
+  return runbookOk && accountOk;
+}
+
+/** Throws NotAllowedError naming the rule when the channel's guardrail refuses. */
+export function assertChannelAllows(
+  config: Config,
+  channel: string,
+  runbookId: string,
+  accountAlias?: string,
+): void {
+  const rule = config.channels[channel];
+  if (!rule) {
+    throw new NotAllowedError(
+      `quell runs nothing in this channel: it has no entry under \`channels\` in the configuration. Use an incident channel, or ask your security lead to add \`${channel}\`.`,
+      `channels.${channel}`,
+    );
+  }
+  if (!channelAllows(config, channel, runbookId)) {
+    throw new NotAllowedError(
+      `\`${runbookId}\` may not run in this channel (\`channels.${channel}.runbooks\` allows ${rule.runbooks.map((r) => `\`${r}\``).join(', ') || 'nothing'}). Ask your security lead to change it.`,
+      `channels.${channel}.runbooks`,
+    );
+  }
+  if (accountAlias !== undefined && !channelAllows(config, channel, runbookId, accountAlias)) {
+    throw new NotAllowedError(
+      `Account \`${accountAlias}\` may not be used from this channel (\`channels.${channel}.accounts\` allows ${rule.accounts.map((a) => `\`${a}\``).join(', ') || 'nothing'}). Ask your security lead to change it.`,
+      `channels.${channel}.accounts`,
+    );
+  }
+}

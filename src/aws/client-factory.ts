@@ -1,0 +1,184 @@
+/**
+ * Typed SDK clients scoped to one run: one client per account, role and region (and service), with
+ * credentials from the run's assumed-role session, bottleneck pacing on every attempt, and a middleware
+ * that reports each call (intent first, for mutating calls) and turns errors into quell errors.
+ */
+import type { AccountConfig } from '../config.ts';
+import { operationName, servicePrefix, toAwsError } from './aws-errors.ts';
+import { type AwsCallRecorder, isMutatingOperation } from './call-recorder.ts';
+import type { TemporaryCredentials } from './credentials.ts';
+import type { RateLimiters } from './rate-limits.ts';
+import type { AwsSessions, RoleTier, SessionRequest } from './sessions.ts';
+
+/** The configuration quell gives every client. */
+export interface ScopedClientConfig {
+  region: string;
+  credentials: () => Promise<TemporaryCredentials>;
+  maxAttempts: number;
+}
+
+/** The minimal shape of an SDK v3 client that quell relies on. */
+export interface SdkClient {
+  middlewareStack: object;
+  destroy(): void;
+}
+
+/** The part of the SDK's middleware stack quell uses (its real types are generic per client). */
+interface MiddlewareStackAdd {
+  add(middleware: unknown, options: { step: string; name: string; priority?: string }): void;
+}
+
+/** A constructor of an SDK client class, like `IAMClient`. */
+export type SdkClientClass<C extends SdkClient> = new (config: ScopedClientConfig) => C;
+
+/** The AWS access of one run in one account with one role. */
+export interface ScopedAws {
+  readonly accountId: string;
+  readonly accountAlias: string;
+  readonly tier: RoleTier;
+  readonly roleArn: string;
+  readonly defaultRegion: string;
+  /** The client of `Client` for `region` (default: the scope's region), created once. */
+  client<C extends SdkClient>(Client: SdkClientClass<C>, region?: string): C;
+  /** Destroys every client of the scope. */
+  dispose(): void;
+}
+
+/** Creates run-scoped clients. */
+export class AwsClientFactory {
+  readonly #sessions: AwsSessions;
+  readonly #limiters: RateLimiters;
+  readonly #recorder: AwsCallRecorder;
+  readonly #maxAttempts: number;
+
+  constructor(options: {
+    sessions: AwsSessions;
+    limiters: RateLimiters;
+    recorder: AwsCallRecorder;
+    maxAttempts?: number;
+  }) {
+    this.#sessions = options.sessions;
+    this.#limiters = options.limiters;
+    this.#recorder = options.recorder;
+    this.#maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /** Starts assuming the session now, so that a later call does not wait for STS. */
+  prewarm(request: SessionRequest): Promise<void> {
+    return this.#sessions.credentials(request).then(() => undefined);
+  }
+
+  /** Forgets the sessions of a finished run. */
+  release(runId: string): void {
+    this.#sessions.release(runId);
+  }
+
+  /** The scope for one run, account and role tier. */
+  scope(request: SessionRequest & { account: AccountConfig; region: string }): ScopedAws {
+    const clients = new Map<string, SdkClient>();
+    const roleArn = this.#sessions.roleArn(request);
+    const provider = this.#sessions.provider(request);
+    const factory = this;
+    return {
+      accountId: request.account.id,
+      accountAlias: request.account.alias,
+      tier: request.tier,
+      roleArn,
+      defaultRegion: request.region,
+      client<C extends SdkClient>(Client: SdkClientClass<C>, region = request.region): C {
+        const key = `${Client.name}|${region}`;
+        const existing = clients.get(key);
+        if (existing) return existing as C;
+        const client = new Client({ region, credentials: provider, maxAttempts: factory.#maxAttempts });
+        factory.#instrument(client, Client.name, {
+          runId: request.runId,
+          accountId: request.account.id,
+          region,
+          roleArn,
+        });
+        clients.set(key, client);
+        return client;
+      },
+      dispose() {
+        for (const client of clients.values()) client.destroy();
+        clients.clear();
+      },
+    };
+  }
+
+  #instrument(
+    client: SdkClient,
+    clientName: string,
+    meta: { runId: string; accountId: string; region: string; roleArn: string },
+  ) {
+    const service = servicePrefix(clientName);
+    const limiter = this.#limiters.for(service, meta.accountId, meta.region);
+    const recorder = this.#recorder;
+    const stack = client.middlewareStack as MiddlewareStackAdd;
+
+    // Outermost (initialize): report the intent before anything is sent, and the outcome after the SDK's
+    // retries have finished; map the error once.
+    stack.add(
+      (
+        next: (args: { input: Record<string, unknown> }) => Promise<{ output: { $metadata?: Metadata } }>,
+        context: { commandName?: string },
+      ) =>
+        async (args: { input: Record<string, unknown> }) => {
+          const operation = operationName(context.commandName ?? 'Unknown');
+          const mutating = isMutatingOperation(operation);
+          const call = {
+            runId: meta.runId,
+            service,
+            operation,
+            accountId: meta.accountId,
+            region: meta.region,
+            roleArn: meta.roleArn,
+            mutating,
+          };
+          if (mutating) await recorder.intent({ ...call, params: args.input });
+          const started = performance.now();
+          try {
+            const result = await next(args);
+            const m = result.output.$metadata;
+            await recorder.done({
+              ...call,
+              outcome: 'ok',
+              requestId: m?.requestId,
+              httpStatus: m?.httpStatusCode,
+              attempts: m?.attempts,
+              durationMs: Math.round(performance.now() - started),
+            });
+            return result;
+          } catch (error) {
+            const m = (error as { $metadata?: Metadata }).$metadata;
+            await recorder
+              .done({
+                ...call,
+                outcome: 'error',
+                errorCode: (error as Error)?.name ?? 'Error',
+                requestId: m?.requestId,
+                httpStatus: m?.httpStatusCode,
+                attempts: m?.attempts,
+                durationMs: Math.round(performance.now() - started),
+              })
+              .catch(() => undefined);
+            throw toAwsError(error, `${service}:${operation}`, meta.roleArn);
+          }
+        },
+      { step: 'initialize', name: 'quellCallRecorder', priority: 'high' },
+    );
+
+    // Innermost of finalizeRequest (the SDK's retry middleware is `high` in the same step), so each
+    // attempt, including retries, takes a slot from the limiter.
+    stack.add(
+      (next: (args: unknown) => Promise<unknown>) => (args: unknown) => limiter.schedule(() => next(args)),
+      { step: 'finalizeRequest', name: 'quellRateLimit', priority: 'low' },
+    );
+  }
+}
+
+interface Metadata {
+  requestId?: string;
+  httpStatusCode?: number;
+  attempts?: number;
+}

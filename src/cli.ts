@@ -1,0 +1,96 @@
+/**
+ * The `quell` command line: `start` (the bot), `audit verify` (recompute the hash chain), `iam-policy`
+ * (the least-privilege roles generated from the runbooks), `config check`.
+ */
+import { parseArgs } from 'node:util';
+import { verifyAuditChain } from './audit/chain.ts';
+import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from './aws/build-iam-policies.ts';
+import { type Config, loadConfigFile } from './config.ts';
+import { QuellError } from './errors.ts';
+import { RUNBOOKS } from './runbooks/registry.ts';
+import { configPath, startBot } from './start-bot.ts';
+import { openStore } from './store/open-store.ts';
+
+const USAGE = `usage: quell <command>
+
+  start                         start the bot (config from QUELL_CONFIG, secrets from the environment)
+  audit verify [--db URL]       recompute the audit hash chain; exit 1 and name the first bad entry
+  iam-policy [--principal ARN]  print the read/respond role policies, their trust policy and the bot's own policy
+  config check                  validate the configuration file and list every problem
+`;
+
+/** Runs the CLI with `argv` (without node and the script); resolves to the exit code. */
+export async function runCli(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  try {
+    if (command === 'start') {
+      await startBot();
+      return process.exitCode === 1 ? 1 : 0;
+    }
+    if (command === 'audit' && sub === 'verify') return await auditVerify(rest, out);
+    if (command === 'iam-policy')
+      return iamPolicy(
+        [sub, ...rest].filter((a): a is string => a !== undefined),
+        out,
+      );
+    if (command === 'config' && sub === 'check') {
+      const { path } = configPath(process.env);
+      loadConfigFile(path);
+      out(`${path}: valid\n`);
+      return 0;
+    }
+    out(USAGE);
+    return command === undefined || command === 'help' || command === '--help' ? 0 : 2;
+  } catch (error) {
+    process.stderr.write(`${error instanceof QuellError ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+function readConfig(): Config | undefined {
+  try {
+    return loadConfigFile(configPath(process.env).path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function auditVerify(args: string[], out: (text: string) => void): Promise<number> {
+  const { values } = parseArgs({ args, options: { db: { type: 'string' } } });
+  const url = values.db ?? loadConfigFile(configPath(process.env).path).storage.url;
+  const store = await openStore(url);
+  try {
+    const verdict = verifyAuditChain(await store.listAudit());
+    if (verdict.ok) {
+      out(`audit chain ok: ${verdict.entries} entries, head ${verdict.head}\n`);
+      return 0;
+    }
+    out(`audit chain BROKEN at entry #${verdict.badSeq}: ${verdict.reason}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+}
+
+function iamPolicy(args: string[], out: (text: string) => void): number {
+  const { values } = parseArgs({ args, options: { principal: { type: 'string' } } });
+  const config = readConfig();
+  const principal = values.principal ?? 'arn:aws:iam::<BOT_ACCOUNT_ID>:role/<quell-bot-role>';
+  const roles = config?.accounts.flatMap((a) => [a.roles.read, a.roles.respond]) ?? [];
+  const document = {
+    readRole: {
+      permissions: buildPermissionsPolicy(RUNBOOKS, 'read'),
+      trust: buildTrustPolicy(principal, config?.aws.externalId),
+    },
+    respondRole: {
+      permissions: buildPermissionsPolicy(RUNBOOKS, 'respond'),
+      trust: buildTrustPolicy(principal, config?.aws.externalId),
+    },
+    botPrincipal: { permissions: buildBotPolicy(roles, []) },
+  };
+  out(`${JSON.stringify(document, null, 2)}\n`);
+  return 0;
+}

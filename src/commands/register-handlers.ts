@@ -1,0 +1,147 @@
+/**
+ * The Slack surface: the slash command and the card's buttons. Every handler acknowledges first (bad
+ * input is answered in the acknowledgement itself, which needs no I/O); planning, approvals and AWS
+ * work happen after, with progress in the run's thread.
+ */
+import type { App } from '@slack/bolt';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { QuellError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { parseCommandText } from '../runbooks/command-grammar.ts';
+import type { Engine } from '../runbooks/engine.ts';
+import { buildHelp } from './build-help.ts';
+import { ACTION, buildRunCard } from './build-run-card.ts';
+import { formatError } from './format-error.ts';
+import type { SlackRequester } from './slack-notifier.ts';
+
+/** Wires the command and button handlers onto a Bolt app. */
+export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditLog; log: Logger }): void {
+  const { engine, audit, log } = deps;
+  const command = engine.config.slack.command;
+
+  app.command(command, async ({ command: cmd, ack, respond }) => {
+    const requester: SlackRequester = {
+      user: cmd.user_id,
+      channel: cmd.channel_id,
+      source: 'slack',
+      responseUrl: cmd.response_url,
+    };
+    let parsed: ReturnType<typeof parseCommandText>;
+    try {
+      parsed = parseCommandText(cmd.text ?? '');
+    } catch (error) {
+      await ack({ response_type: 'ephemeral', text: formatError(error, log, command) });
+      recordRejection(audit, log, requester, cmd.text ?? '', error);
+      return;
+    }
+
+    if (parsed.name === 'help') {
+      await ack({
+        response_type: 'ephemeral',
+        ...buildHelp(command, engine.runbooksAllowedIn(cmd.channel_id)),
+      });
+      return;
+    }
+
+    if (parsed.name === 'status') {
+      const runId = parsed.args.positional[0] ?? '';
+      await ack({
+        response_type: 'ephemeral',
+        text: `Looking up \`${runId.replace(/[^a-z0-9]/g, '').slice(0, 20)}\`…`,
+      });
+      try {
+        const card = buildRunCard(await engine.view(runId, cmd.channel_id));
+        await respond({ response_type: 'ephemeral', replace_original: true, ...card });
+      } catch (error) {
+        await respond({
+          response_type: 'ephemeral',
+          replace_original: true,
+          text: formatError(error, log, command),
+        });
+      }
+      return;
+    }
+
+    let prepared: ReturnType<Engine['prepare']>;
+    try {
+      prepared = engine.prepare(parsed.name, parsed.args, requester);
+    } catch (error) {
+      await ack({ response_type: 'ephemeral', text: formatError(error, log, command) });
+      recordRejection(audit, log, requester, cmd.text ?? '', error);
+      return;
+    }
+    await ack({
+      response_type: 'ephemeral',
+      text: `Planning \`${prepared.runbook.id}\`… ${prepared.runbook.risk === 'read-only' ? 'The result' : 'The plan and its approval buttons'} will appear in this channel.`,
+    });
+    void engine.start(prepared, requester).catch((err: unknown) => log.error({ err }, 'run could not start'));
+  });
+
+  const onDecision = (decision: 'approve' | 'deny') =>
+    (async ({ ack, body, action, respond }) => {
+      await ack();
+      const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      const channel = body.channel?.id ?? '';
+      try {
+        await engine.decide(runId, body.user.id, decision, channel);
+      } catch (error) {
+        await tellClicker(respond, formatError(error, log, command), log);
+      }
+    }) satisfies Parameters<App['action']>[1];
+
+  app.action(ACTION.approve, onDecision('approve'));
+  app.action(ACTION.deny, onDecision('deny'));
+
+  app.action(ACTION.undo, async ({ ack, body, action, respond }) => {
+    await ack();
+    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      await engine.requestUndo(runId, {
+        user: body.user.id,
+        channel: body.channel?.id ?? '',
+        source: 'slack',
+      });
+    } catch (error) {
+      await tellClicker(respond, formatError(error, log, command), log);
+    }
+  });
+
+  app.action(ACTION.review, async ({ ack, body, action, respond }) => {
+    await ack();
+    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      await engine.review(runId, body.user.id, body.channel?.id ?? '');
+    } catch (error) {
+      await tellClicker(respond, formatError(error, log, command), log);
+    }
+  });
+}
+
+async function tellClicker(
+  respond: (message: Record<string, unknown>) => Promise<unknown>,
+  text: string,
+  log: Logger,
+): Promise<void> {
+  try {
+    await respond({ response_type: 'ephemeral', replace_original: false, text });
+  } catch (err) {
+    log.warn({ err }, 'could not tell the clicker');
+  }
+}
+
+function recordRejection(
+  audit: AuditLog,
+  log: Logger,
+  requester: SlackRequester,
+  text: string,
+  error: unknown,
+): void {
+  const code = error instanceof QuellError ? error.code : 'unknown';
+  audit
+    .record({
+      type: 'command.rejected',
+      actor: requester.user,
+      data: { channel: requester.channel, text: text.slice(0, 300), length: text.length, code },
+    })
+    .catch((err: unknown) => log.error({ err }, 'could not audit a rejected command'));
+}

@@ -1,0 +1,71 @@
+/**
+ * The engine's voice in Slack: posts and updates run cards, replies in their threads, and tells a
+ * requester privately (through the command's response URL when there is one) that something failed.
+ */
+import type { webApi } from '@slack/bolt';
+import type { Logger } from '../logger.ts';
+import type { Requester, RunNotifier, RunView } from '../runbooks/engine.ts';
+import type { RunRecord } from '../store/store.ts';
+import { buildRunCard } from './build-run-card.ts';
+import { escapeMrkdwn } from './escape-text.ts';
+
+/** Requester details only Slack knows. */
+export interface SlackRequester extends Requester {
+  responseUrl?: string | undefined;
+}
+
+/** Creates the Slack RunNotifier. */
+export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunNotifier {
+  return {
+    async showRun(view: RunView) {
+      const card = buildRunCard(view);
+      if (view.run.messageTs) {
+        await client.chat.update({
+          channel: view.run.channel,
+          ts: view.run.messageTs,
+          text: card.text,
+          blocks: card.blocks,
+        });
+        return undefined;
+      }
+      const posted = await client.chat.postMessage({
+        channel: view.run.channel,
+        text: card.text,
+        blocks: card.blocks,
+        unfurl_links: false,
+      });
+      return posted.ts;
+    },
+    async reply(run: RunRecord, text: string) {
+      const safe = escapeMrkdwn(text, 2900);
+      if (!run.messageTs) {
+        await client.chat.postEphemeral({ channel: run.channel, user: run.requester, text: safe });
+        return;
+      }
+      await client.chat.postMessage({
+        channel: run.channel,
+        thread_ts: run.messageTs,
+        text: safe,
+        unfurl_links: false,
+      });
+    },
+    async tell(requester: Requester, text: string) {
+      const safe = `:warning: ${escapeMrkdwn(text, 2900)}`;
+      const responseUrl = (requester as SlackRequester).responseUrl;
+      if (responseUrl) {
+        const res = await fetch(responseUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ response_type: 'ephemeral', replace_original: false, text: safe }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (res.ok) return;
+        log.warn(
+          { status: res.status },
+          'response_url refused the message; falling back to an ephemeral message',
+        );
+      }
+      await client.chat.postEphemeral({ channel: requester.channel, user: requester.user, text: safe });
+    },
+  };
+}

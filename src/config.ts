@@ -1,0 +1,285 @@
+/**
+ * The configuration file (YAML, path in QUELL_CONFIG) and the environment, validated once at start.
+ * An invalid file stops the bot with every problem listed by path and line; secrets never live in the
+ * file, only in the environment (or in Secrets Manager, named by `*_SECRET_ARN`).
+ */
+import { readFileSync } from 'node:fs';
+import { isDocument, LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigInvalidError, SecretMissingError } from './errors.ts';
+
+/** Slack user ids (U…/W…) and user-group ids (S…). */
+export const SlackUserIdSchema = z
+  .string()
+  .regex(/^[UW][A-Z0-9]{2,20}$/, 'must be a Slack user id like U0123ABCD');
+export const SlackPrincipalSchema = z
+  .string()
+  .regex(/^[UWS][A-Z0-9]{2,20}$/, 'must be a Slack user id (U…) or user-group id (S…)');
+/** Channel ids: public/private channels (C…/G…) and direct messages (D…). */
+export const SlackChannelIdSchema = z
+  .string()
+  .regex(/^[CGD][A-Z0-9]{2,20}$/, 'must be a Slack channel id like C0123ABCD');
+export const AccountAliasSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes, starting with a letter');
+export const AccountIdSchema = z
+  .string()
+  .regex(/^\d{12}$/, 'must be a 12-digit AWS account id (quote it in YAML)');
+export const AwsRegionSchema = z
+  .string()
+  .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region like eu-west-1');
+const RoleArnSchema = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
+
+/** Durations written as `90s`, `15m`, `2h`, `1d`. */
+export const DurationSchema = z
+  .string()
+  .regex(/^\d{1,6}[smhd]$/, 'must be a duration like 15m, 2h or 1d')
+  .transform((text) => parseDurationMs(text));
+
+/** Converts `15m`-style text to milliseconds. */
+export function parseDurationMs(text: string): number {
+  const unit = text.slice(-1);
+  const value = Number(text.slice(0, -1));
+  const factor = unit === 's' ? 1_000 : unit === 'm' ? 60_000 : unit === 'h' ? 3_600_000 : 86_400_000;
+  return value * factor;
+}
+
+const AccountSchema = z
+  .object({
+    alias: AccountAliasSchema,
+    id: AccountIdSchema,
+    regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
+    roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
+  })
+  .strict()
+  .superRefine((account, ctx) => {
+    for (const tier of ['read', 'respond'] as const) {
+      if (!account.roles[tier].includes(`::${account.id}:`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['roles', tier],
+          message: `role must be in account ${account.id}`,
+        });
+      }
+    }
+  });
+
+const RunbookApprovalSchema = z
+  .object({
+    required: z.number().int().min(0).max(5),
+    requesters: z.array(SlackPrincipalSchema).optional(),
+  })
+  .strict();
+
+const ChannelRuleSchema = z
+  .object({
+    runbooks: z.array(z.string().regex(/^(\*|[a-z][a-z-]{1,31})$/, 'must be a runbook id or "*"')),
+    accounts: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]{0,31})$/, 'must be an account alias or "*"')),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    slack: z
+      .object({
+        command: z
+          .string()
+          .regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command like /quell')
+          .default('/quell'),
+        auditChannel: SlackChannelIdSchema.optional(),
+        mode: z.enum(['socket', 'http']).default('socket'),
+      })
+      .strict()
+      .prefault({}),
+    aws: z
+      .object({
+        region: AwsRegionSchema.default('us-east-1'),
+        sessionSeconds: z.number().int().min(900).max(3600).default(900),
+        externalId: z
+          .string()
+          .regex(/^[\w+=,.@:/-]{2,1224}$/)
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    accounts: z.array(AccountSchema).min(1, 'configure at least one account'),
+    approvals: z
+      .object({
+        approvers: z.array(SlackPrincipalSchema).default([]),
+        expiresIn: DurationSchema.default(15 * 60_000).refine((ms) => ms >= 60_000 && ms <= 86_400_000, {
+          message: 'must be between 1m and 24h',
+        }),
+        runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
+        breakGlass: z.array(SlackUserIdSchema).default([]),
+      })
+      .strict()
+      .prefault({}),
+    channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
+    storage: z
+      .object({
+        url: z
+          .string()
+          .regex(/^sqlite:.+/, 'must be sqlite:<path> (or sqlite::memory:)')
+          .default('sqlite:./data/quell.db'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.accounts.forEach((account, i) => {
+      for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {
+        if (seen.has(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['accounts', i],
+            message: `duplicate account ${key.replace(':', ' ')}`,
+          });
+        }
+        seen.set(key, i);
+      }
+    });
+    const aliases = new Set(config.accounts.map((a) => a.alias));
+    for (const [channel, rule] of Object.entries(config.channels)) {
+      rule.accounts.forEach((alias, i) => {
+        if (alias !== '*' && !aliases.has(alias)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['channels', channel, 'accounts', i],
+            message: `unknown account alias "${alias}"`,
+          });
+        }
+      });
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type AccountConfig = Config['accounts'][number];
+
+/** Parses and validates YAML text; throws ConfigInvalidError listing every problem with its line. */
+export function parseConfig(text: string, source = 'config'): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigInvalidError(
+      source,
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        return `${pos ? `line ${pos.line}: ` : ''}${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const parsed = ConfigSchema.safeParse(doc.toJS() ?? {});
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const path = issue.path.map(String);
+    const line = findLine(doc, lineCounter, issue.path);
+    return `${path.length > 0 ? path.join('.') : '(top level)'}${line ? ` (line ${line})` : ''}: ${issue.message}`;
+  });
+  throw new ConfigInvalidError(source, problems);
+}
+
+function findLine(
+  doc: ReturnType<typeof parseDocument>,
+  counter: LineCounter,
+  path: PropertyKey[],
+): number | undefined {
+  if (!isDocument(doc)) return undefined;
+  // Walk up the path until a node exists (a missing key is reported at its parent).
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node = doc.getIn(path.slice(0, depth) as (string | number)[], true) as
+      | { range?: [number, number, number] }
+      | undefined;
+    if (node?.range) return counter.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Reads the file at `path` and validates it. */
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    const missing = (cause as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ConfigInvalidError(path, [
+      missing
+        ? `file not found. Copy quell.example.yaml to ${path} and fill in your accounts, or set QUELL_CONFIG to its path.`
+        : `cannot be read: ${(cause as Error).message}`,
+    ]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Where Slack shows each secret, for the message that asks for it. */
+export const SECRET_HELP = {
+  SLACK_BOT_TOKEN:
+    'the Bot User OAuth Token (xoxb-…): api.slack.com/apps → your app → OAuth & Permissions → "Bot User OAuth Token" (install the app first)',
+  SLACK_APP_TOKEN:
+    'an app-level token (xapp-…) with the connections:write scope: api.slack.com/apps → your app → Basic Information → App-Level Tokens → Generate Token and Scopes',
+  SLACK_SIGNING_SECRET:
+    'the Signing Secret: api.slack.com/apps → your app → Basic Information → App Credentials → Signing Secret',
+} as const;
+export type SecretName = keyof typeof SECRET_HELP;
+
+/** Which secrets the chosen mode needs. */
+export function requiredSecrets(mode: Config['slack']['mode']): SecretName[] {
+  return mode === 'socket'
+    ? ['SLACK_BOT_TOKEN', 'SLACK_APP_TOKEN']
+    : ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET'];
+}
+
+/** Where each secret comes from: the value itself or a Secrets Manager ARN to load it from. */
+export type SecretSource = { name: SecretName; value: string } | { name: SecretName; secretArn: string };
+
+const SECRET_SHAPES: Record<SecretName, RegExp> = {
+  SLACK_BOT_TOKEN: /^xoxb-[A-Za-z0-9-]+$/,
+  SLACK_APP_TOKEN: /^xapp-[A-Za-z0-9-]+$/,
+  SLACK_SIGNING_SECRET: /^[a-f0-9]{32}$/,
+};
+
+/**
+ * Finds every secret the mode needs in the environment. Missing ones are reported together, each with
+ * the variable to set and where Slack shows the value; a malformed value is named, never printed.
+ */
+export function resolveSecretSources(mode: Config['slack']['mode'], env: NodeJS.ProcessEnv): SecretSource[] {
+  const problems: string[] = [];
+  const sources: SecretSource[] = [];
+  for (const name of requiredSecrets(mode)) {
+    const value = env[name]?.trim();
+    const arn = env[`${name}_SECRET_ARN`]?.trim();
+    if (value) {
+      if (!SECRET_SHAPES[name].test(value))
+        problems.push(`${name} is set but does not look like ${SECRET_HELP[name]}`);
+      else sources.push({ name, value });
+    } else if (arn) {
+      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/.test(arn)) {
+        problems.push(`${name}_SECRET_ARN is not a Secrets Manager secret ARN`);
+      } else sources.push({ name, secretArn: arn });
+    } else {
+      problems.push(`Set ${name} (or ${name}_SECRET_ARN) to ${SECRET_HELP[name]}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new SecretMissingError(
+      `quell cannot start in ${mode} mode:\n${problems.map((p) => `  - ${p}`).join('\n')}${
+        mode === 'socket'
+          ? '\n  (or set slack.mode: http in the config to use a public URL and a signing secret instead)'
+          : ''
+      }`,
+    );
+  }
+  return sources;
+}
+
+/** Checks a secret loaded from Secrets Manager has the shape Slack gives it. */
+export function assertSecretShape(name: SecretName, value: string): void {
+  if (!SECRET_SHAPES[name].test(value)) {
+    throw new SecretMissingError(
+      `The secret named by ${name}_SECRET_ARN does not look like ${SECRET_HELP[name]}`,
+    );
+  }
+}

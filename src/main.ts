@@ -1,0 +1,4 @@
+/** `npm start`: the bot. */
+import { startBot } from './start-bot.ts';
+
+await startBot();

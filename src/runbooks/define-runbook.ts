@@ -1,0 +1,167 @@
+/**
+ * One declaration per runbook: id, risk, zod input (the only parser of user input), IAM actions, and
+ * plan / execute / verify / undo. The engine drives the lifecycle; a runbook only talks to AWS through
+ * the scoped clients in its context.
+ */
+import { z } from 'zod';
+import type { Risk } from '../approvals/approval-policy.ts';
+import type { ScopedAws } from '../aws/client-factory.ts';
+import type { RoleTier } from '../aws/sessions.ts';
+import type { AccountConfig } from '../config.ts';
+import { AccountAliasSchema, AwsRegionSchema } from '../config.ts';
+import { InputInvalidError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Json } from '../store/store.ts';
+import type { CommandArgs } from './command-grammar.ts';
+
+export type { Risk } from '../approvals/approval-policy.ts';
+
+/** Options every runbook may take. */
+export interface CommonInput {
+  account?: string | undefined;
+  region?: string | undefined;
+  reason?: string | undefined;
+}
+
+/** Shared option schemas, so every runbook words the same errors the same way. */
+export const AccountOptionSchema = AccountAliasSchema.optional();
+export const RegionOptionSchema = AwsRegionSchema.optional();
+export const ReasonOptionSchema = z
+  .string()
+  .min(3, 'reason must be at least 3 characters')
+  .max(500, 'reason must be at most 500 characters')
+  .optional();
+
+/** What a runbook's code sees: the run, its AWS scope, a logger, an abort signal. */
+export interface RunContext {
+  runId: string;
+  runbook: string;
+  /** The requester (Slack user id or CLI operator). */
+  actor: string;
+  account: AccountConfig;
+  region: string;
+  aws: ScopedAws;
+  log: Logger;
+  signal: AbortSignal;
+  /** When the run was approved (or started, for break-glass and read-only runs). */
+  approvedAt: Date | null;
+  now(): Date;
+  /** Posts a progress line in the run's thread. */
+  progress(text: string): Promise<void>;
+}
+
+/** One API call the plan will make, shown verbatim on the approval card. */
+export interface PlannedCall {
+  action: string;
+  params: Record<string, string>;
+}
+
+/** A read-only dry run: what will change, and the facts it is based on. */
+export interface Plan<D extends Json = Json> {
+  summary: string;
+  /** Label/value rows for the card (account, key, owner, last use…). */
+  facts: [string, string][];
+  calls: PlannedCall[];
+  /** Things the approver should know (already inactive, …). */
+  notes: string[];
+  /** The facts that must be unchanged at execution time; hashed and compared after approval. */
+  material: Json;
+  /** Everything execute needs. */
+  data: D;
+}
+
+/** What execute or verify reports. */
+export interface Outcome<R extends Json = Json> {
+  ok: boolean;
+  summary: string;
+  facts: [string, string][];
+  data: R;
+}
+
+/** The three steps that change the world, for a run or its undo. */
+export interface Procedure<P, D extends Json, R extends Json> {
+  plan(ctx: RunContext, from: P): Promise<Plan<D>>;
+  /**
+   * Re-reads just the facts the approval rests on, right before execution, and returns them in the shape
+   * of `plan.material`. Without it the engine recomputes the whole plan.
+   */
+  recheck?(ctx: RunContext, plan: Plan<D>): Promise<Json>;
+  execute(ctx: RunContext, plan: Plan<D>): Promise<Outcome<R>>;
+  verify(ctx: RunContext, plan: Plan<D>, result: Outcome<R>): Promise<Outcome>;
+}
+
+/** What an undo plans from: the original run's plan and result. */
+export interface UndoSource<D extends Json, R extends Json> {
+  plan: Plan<D>;
+  result: Outcome<R>;
+}
+
+/** Finding the account when the user did not name one and several are configured. */
+export interface LocateContext {
+  accounts: AccountConfig[];
+  scopeFor(account: AccountConfig): ScopedAws;
+}
+
+/** A runbook. */
+export interface Runbook<
+  I extends CommonInput,
+  D extends Json,
+  R extends Json,
+  UD extends Json = Json,
+  UR extends Json = Json,
+> extends Procedure<I, D, R> {
+  id: string;
+  title: string;
+  risk: Risk;
+  /** One line for `help`. */
+  description: string;
+  /** The command form, without the slash command (`disable-key AKIA… [account=…]`). */
+  usage: string;
+  input: z.ZodType<I, CommandArgs>;
+  /** The role tier execute uses; plans always use the read role. */
+  access: RoleTier;
+  /** IAM actions called by plan (read role and respond role) and by execute/verify/undo (respond role). */
+  iam: { plan: string[]; execute: string[]; undo?: string[] };
+  /** Finds the one account the input belongs to, when the user did not say. */
+  locateAccount?(ctx: LocateContext, input: I): Promise<AccountConfig>;
+  /** The region to use when none is given (default: the account's first region). */
+  defaultRegion?(account: AccountConfig): string;
+  undo: (Procedure<UndoSource<D, R>, UD, UR> & { title: string }) | 'irreversible';
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds runbooks of every input and plan type
+export type AnyRunbook = Runbook<any, any, any, any, any>;
+
+/** Declares a runbook (an identity function that fixes its types). */
+export function defineRunbook<
+  I extends CommonInput,
+  D extends Json,
+  R extends Json,
+  UD extends Json = Json,
+  UR extends Json = Json,
+>(runbook: Runbook<I, D, R, UD, UR>): Runbook<I, D, R, UD, UR> {
+  return runbook;
+}
+
+/** Parses command arguments with a runbook's schema; errors list every problem and show the usage. */
+export function parseRunbookInput<I extends CommonInput>(
+  runbook: Pick<AnyRunbook, 'input' | 'usage'>,
+  args: CommandArgs,
+): I {
+  const parsed = (runbook.input as z.ZodType<I, CommandArgs>).safeParse(args);
+  if (parsed.success) return parsed.data;
+  throw new InputInvalidError(parsed.error.issues.map(describeIssue), runbook.usage);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const [where, ...rest] = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `\`${k}=\``).join(', ')}`;
+  }
+  if (where === 'options' && rest[0]) return `\`${rest[0]}=\`: ${issue.message}`;
+  if (where === 'positional') {
+    if (issue.code === 'too_big') return 'too many positional arguments';
+    return rest[0] !== undefined ? `argument ${Number(rest[0]) + 1}: ${issue.message}` : issue.message;
+  }
+  return issue.message;
+}

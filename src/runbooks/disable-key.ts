@@ -1,0 +1,519 @@
+/**
+ * disable-key: deactivate an IAM user's access key and revoke the sessions already minted from the
+ * user's credentials (an inline deny on `aws:TokenIssueTime` earlier than the approval, the pattern of
+ * the console's "revoke active sessions"). Undo re-activates the key and removes (or restores) the deny.
+ */
+import {
+  DeleteUserPolicyCommand,
+  GetAccessKeyLastUsedCommand,
+  GetUserPolicyCommand,
+  IAMClient,
+  ListAccessKeysCommand,
+  ListUserPoliciesCommand,
+  PutUserPolicyCommand,
+  UpdateAccessKeyCommand,
+} from '@aws-sdk/client-iam';
+import { z } from 'zod';
+import type { ScopedAws } from '../aws/client-factory.ts';
+import type { AccountConfig } from '../config.ts';
+import { AwsResourceNotFoundError, PlanRefusedError, QuellError } from '../errors.ts';
+import {
+  AccountOptionSchema,
+  defineRunbook,
+  type Outcome,
+  type Plan,
+  ReasonOptionSchema,
+  type RunContext,
+} from './define-runbook.ts';
+
+/** Long-term (AKIA) and temporary (ASIA) access key ids: 4 letters, then 16 base32 characters. */
+export const AccessKeyIdSchema = z
+  .string()
+  .regex(
+    /^(AKIA|ASIA)[A-Z2-7]{16}$/,
+    'an access key id is AKIA or ASIA followed by 16 characters A–Z or 2–7, like AKIAIOSFODNN7EXAMPLE',
+  );
+
+const DisableKeyInputSchema = z
+  .object({
+    positional: z.tuple([AccessKeyIdSchema], { error: 'give exactly one access key id' }),
+    options: z.object({ account: AccountOptionSchema, reason: ReasonOptionSchema }).strict(),
+  })
+  .transform(({ positional: [keyId], options }) => ({
+    keyId,
+    account: options.account,
+    reason: options.reason,
+    region: undefined,
+  }));
+
+type DisableKeyInput = z.infer<typeof DisableKeyInputSchema>;
+
+/** What execute needs, fixed at plan time. */
+type DisableKeyData = {
+  keyId: string;
+  userName: string;
+  accountId: string;
+  statusBefore: 'Active' | 'Inactive';
+  policyName: string;
+  /** The same-named inline policy before this run (restored by undo), or null. */
+  priorPolicy: string | null;
+};
+
+type DisableKeyResult = {
+  keyDeactivated: boolean;
+  policyAttached: boolean;
+  tokenIssueTimeBefore: string;
+  failures: string[];
+};
+
+type UndoData = {
+  keyId: string;
+  userName: string;
+  policyName: string;
+  reactivate: boolean;
+  policyAction: 'delete' | 'restore' | 'none';
+  priorPolicy: string | null;
+};
+
+type UndoResult = { keyReactivated: boolean; policyReverted: boolean; failures: string[] };
+
+/** The inline policy name: one per key, so undoing one key never lifts another key's revocation. */
+export function revokePolicyName(keyId: string): string {
+  return `quell-revoke-sessions-${keyId}`;
+}
+
+/** The deny-all policy for sessions issued before `before` (the console's "revoke active sessions"). */
+export function revokeSessionsPolicy(before: Date): string {
+  return JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'QuellRevokeOlderSessions',
+        Effect: 'Deny',
+        Action: '*',
+        Resource: '*',
+        Condition: { DateLessThan: { 'aws:TokenIssueTime': before.toISOString() } },
+      },
+    ],
+  });
+}
+
+// IAM returns policy documents URL-encoded (RFC 3986); some emulators return them as-is.
+function decodePolicy(document: string | undefined): string | null {
+  if (!document) return null;
+  return document.trimStart().startsWith('{') ? document : decodeURIComponent(document);
+}
+
+async function findKey(iam: IAMClient, userName: string, keyId: string) {
+  const out = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
+  return out.AccessKeyMetadata?.find((k) => k.AccessKeyId === keyId);
+}
+
+async function readInlinePolicy(
+  iam: IAMClient,
+  userName: string,
+  policyName: string,
+): Promise<string | null> {
+  const names = await iam.send(new ListUserPoliciesCommand({ UserName: userName }));
+  if (!names.PolicyNames?.includes(policyName)) return null;
+  const out = await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: policyName }));
+  return decodePolicy(out.PolicyDocument);
+}
+
+/** The owner of `keyId` in the scope's account, or undefined when the key is not in that account. */
+async function findOwner(aws: ScopedAws, keyId: string) {
+  const iam = aws.client(IAMClient);
+  let lastUsed: {
+    UserName?: string | undefined;
+    AccessKeyLastUsed?: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined;
+  };
+  try {
+    lastUsed = await iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: keyId }));
+  } catch (error) {
+    if (error instanceof AwsResourceNotFoundError) return undefined;
+    throw error;
+  }
+  if (!lastUsed.UserName) return undefined;
+  // GetAccessKeyLastUsed can answer for keys of other accounts; the key must be listed under the user here.
+  let key: Awaited<ReturnType<typeof findKey>>;
+  try {
+    key = await findKey(iam, lastUsed.UserName, keyId);
+  } catch (error) {
+    if (error instanceof AwsResourceNotFoundError) return undefined;
+    throw error;
+  }
+  if (!key) return undefined;
+  return { userName: lastUsed.UserName, key, lastUsed: lastUsed.AccessKeyLastUsed };
+}
+
+function refuseTemporaryKey(keyId: string): void {
+  if (keyId.startsWith('ASIA')) {
+    throw new PlanRefusedError(
+      `\`${keyId}\` is a temporary (ASIA…) session credential: it cannot be deactivated, it expires by itself. Find the role that issued it with \`trail key=${keyId}\` and revoke that role's sessions.`,
+    );
+  }
+}
+
+function describeLastUse(
+  lastUsed: { LastUsedDate?: Date; ServiceName?: string; Region?: string } | undefined,
+): string {
+  if (!lastUsed?.LastUsedDate) return 'never used';
+  const service = lastUsed.ServiceName && lastUsed.ServiceName !== 'N/A' ? ` (${lastUsed.ServiceName}` : '';
+  const region = lastUsed.Region && lastUsed.Region !== 'N/A' ? `, ${lastUsed.Region})` : service ? ')' : '';
+  return `${lastUsed.LastUsedDate.toISOString()}${service}${region}`;
+}
+
+async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Plan<DisableKeyData>> {
+  refuseTemporaryKey(input.keyId);
+  const owner = await findOwner(ctx.aws, input.keyId);
+  if (!owner) {
+    throw new AwsResourceNotFoundError(
+      `No access key \`${input.keyId}\` in account \`${ctx.account.alias}\` (${ctx.account.id}). Check the key id, or leave out \`account=\` to search every configured account.`,
+    );
+  }
+  const iam = ctx.aws.client(IAMClient);
+  const policyName = revokePolicyName(input.keyId);
+  const priorPolicy = await readInlinePolicy(iam, owner.userName, policyName);
+  const statusBefore = owner.key.Status === 'Inactive' ? 'Inactive' : 'Active';
+  const calls: Plan['calls'] = [];
+  if (statusBefore === 'Active') {
+    calls.push({
+      action: 'iam:UpdateAccessKey',
+      params: { UserName: owner.userName, AccessKeyId: input.keyId, Status: 'Inactive' },
+    });
+  }
+  calls.push({
+    action: 'iam:PutUserPolicy',
+    params: {
+      UserName: owner.userName,
+      PolicyName: policyName,
+      PolicyDocument: 'Deny * on * when aws:TokenIssueTime < <approval time>',
+    },
+  });
+  const notes: string[] = [];
+  if (statusBefore === 'Inactive')
+    notes.push('The key is already Inactive: it will not be changed; only its sessions are revoked.');
+  if (priorPolicy)
+    notes.push(
+      `\`${policyName}\` already exists from an earlier run; it is replaced with the new time (undo restores it).`,
+    );
+  notes.push(
+    `Every temporary session of \`${owner.userName}\` issued before the approval is denied; other active keys keep working.`,
+  );
+  return {
+    summary:
+      statusBefore === 'Active'
+        ? `Disable ${input.keyId} of ${owner.userName} and revoke its sessions`
+        : `Revoke sessions of ${owner.userName} (${input.keyId} is already Inactive)`,
+    facts: [
+      ['Account', `${ctx.account.alias} (${ctx.account.id})`],
+      ['Region', 'global (IAM)'],
+      ['Access key', input.keyId],
+      ['Owner', owner.userName],
+      ['Status', statusBefore],
+      ['Created', owner.key.CreateDate?.toISOString() ?? 'unknown'],
+      ['Last used', describeLastUse(owner.lastUsed)],
+    ],
+    calls,
+    notes,
+    material: {
+      accountId: ctx.account.id,
+      userName: owner.userName,
+      keyId: input.keyId,
+      status: statusBefore,
+      priorPolicy,
+    },
+    data: {
+      keyId: input.keyId,
+      userName: owner.userName,
+      accountId: ctx.account.id,
+      statusBefore,
+      policyName,
+      priorPolicy,
+    },
+  };
+}
+
+async function executeDisable(
+  ctx: RunContext,
+  plan: Plan<DisableKeyData>,
+): Promise<Outcome<DisableKeyResult>> {
+  const { keyId, userName, policyName, statusBefore } = plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const before = ctx.approvedAt ?? ctx.now();
+  // Both changes are independent: send them together so the key is disabled after one round trip.
+  const [update, put] = await Promise.allSettled([
+    statusBefore === 'Active'
+      ? iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: keyId, Status: 'Inactive' }), {
+          abortSignal: ctx.signal,
+        })
+      : Promise.resolve(undefined),
+    iam.send(
+      new PutUserPolicyCommand({
+        UserName: userName,
+        PolicyName: policyName,
+        PolicyDocument: revokeSessionsPolicy(before),
+      }),
+      {
+        abortSignal: ctx.signal,
+      },
+    ),
+  ]);
+  const failures = [update, put].flatMap((r) => (r.status === 'rejected' ? [messageOf(r.reason)] : []));
+  const keyDeactivated = statusBefore === 'Active' && update.status === 'fulfilled';
+  const policyAttached = put.status === 'fulfilled';
+  return {
+    ok: failures.length === 0,
+    summary:
+      failures.length === 0
+        ? `${statusBefore === 'Active' ? `Deactivated ${keyId}` : `${keyId} was already Inactive`}; sessions of ${userName} issued before ${before.toISOString()} are denied.`
+        : `Partly applied: key ${keyDeactivated ? 'deactivated' : statusBefore === 'Inactive' ? 'already inactive' : 'NOT deactivated'}, session deny ${policyAttached ? 'attached' : 'NOT attached'}.`,
+    facts: [
+      [
+        'Key',
+        keyDeactivated
+          ? 'Inactive (changed)'
+          : statusBefore === 'Inactive'
+            ? 'Inactive (unchanged)'
+            : 'unchanged',
+      ],
+      ['Sessions revoked', policyAttached ? `issued before ${before.toISOString()}` : 'no'],
+    ],
+    data: { keyDeactivated, policyAttached, tokenIssueTimeBefore: before.toISOString(), failures },
+  };
+}
+
+async function verifyDisable(
+  ctx: RunContext,
+  plan: Plan<DisableKeyData>,
+  result: Outcome<DisableKeyResult>,
+): Promise<Outcome> {
+  const { keyId, userName, policyName } = plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const [key, policy] = await Promise.all([
+    findKey(iam, userName, keyId),
+    readInlinePolicy(iam, userName, policyName),
+  ]);
+  const keyInactive = key?.Status === 'Inactive';
+  const policyOk =
+    policy !== null && policy.includes(result.data.tokenIssueTimeBefore) && policy.includes('"Deny"');
+  return {
+    ok: keyInactive && policyOk,
+    summary:
+      keyInactive && policyOk
+        ? 'Verified: key Inactive, session deny in place.'
+        : 'Verification failed: see the facts.',
+    facts: [
+      ['Key status now', key?.Status ?? 'not found'],
+      ['Session deny policy', policyOk ? `${policyName} present` : 'missing or different'],
+    ],
+    data: { keyStatus: key?.Status ?? null, policyPresent: policy !== null },
+  };
+}
+
+async function planUndo(
+  ctx: RunContext,
+  original: { plan: Plan<DisableKeyData>; result: Outcome<DisableKeyResult> },
+): Promise<Plan<UndoData>> {
+  const { keyId, userName, policyName, priorPolicy } = original.plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const [key, policy] = await Promise.all([
+    findKey(iam, userName, keyId),
+    readInlinePolicy(iam, userName, policyName),
+  ]);
+  if (!key)
+    throw new AwsResourceNotFoundError(
+      `Access key \`${keyId}\` of \`${userName}\` no longer exists; there is nothing to re-activate.`,
+    );
+  const reactivate = original.result.data.keyDeactivated && key.Status === 'Inactive';
+  const policyAction: UndoData['policyAction'] =
+    !original.result.data.policyAttached || policy === null ? 'none' : priorPolicy ? 'restore' : 'delete';
+  const calls: Plan['calls'] = [];
+  if (reactivate)
+    calls.push({
+      action: 'iam:UpdateAccessKey',
+      params: { UserName: userName, AccessKeyId: keyId, Status: 'Active' },
+    });
+  if (policyAction === 'delete')
+    calls.push({ action: 'iam:DeleteUserPolicy', params: { UserName: userName, PolicyName: policyName } });
+  if (policyAction === 'restore') {
+    calls.push({
+      action: 'iam:PutUserPolicy',
+      params: {
+        UserName: userName,
+        PolicyName: policyName,
+        PolicyDocument: 'the policy as it was before the run',
+      },
+    });
+  }
+  if (calls.length === 0)
+    throw new PlanRefusedError(
+      'Nothing to undo: the key and the session policy are already as they were before the run.',
+    );
+  const notes = original.result.data.keyDeactivated
+    ? []
+    : ['The key was already Inactive before the run, so it stays Inactive.'];
+  return {
+    summary: `Undo: ${reactivate ? `re-activate ${keyId}` : `leave ${keyId} ${key.Status}`} and ${policyAction === 'none' ? 'leave the session policy' : 'lift the session revocation'}`,
+    facts: [
+      ['Account', `${ctx.account.alias} (${ctx.account.id})`],
+      ['Access key', keyId],
+      ['Owner', userName],
+      ['Status now', key.Status ?? 'unknown'],
+    ],
+    calls,
+    notes,
+    material: { keyId, userName, status: key.Status ?? null, policy },
+    data: { keyId, userName, policyName, reactivate, policyAction, priorPolicy },
+  };
+}
+
+async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome<UndoResult>> {
+  const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const [update, policy] = await Promise.allSettled([
+    reactivate
+      ? iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: keyId, Status: 'Active' }))
+      : Promise.resolve(undefined),
+    policyAction === 'delete'
+      ? iam.send(new DeleteUserPolicyCommand({ UserName: userName, PolicyName: policyName }))
+      : policyAction === 'restore' && priorPolicy
+        ? iam.send(
+            new PutUserPolicyCommand({
+              UserName: userName,
+              PolicyName: policyName,
+              PolicyDocument: priorPolicy,
+            }),
+          )
+        : Promise.resolve(undefined),
+  ]);
+  const failures = [update, policy].flatMap((r) => (r.status === 'rejected' ? [messageOf(r.reason)] : []));
+  return {
+    ok: failures.length === 0,
+    summary:
+      failures.length === 0
+        ? `Undone: ${reactivate ? `${keyId} is Active again` : `${keyId} unchanged`}, session revocation lifted.`
+        : 'Undo partly applied.',
+    facts: [
+      ['Key', reactivate && update.status === 'fulfilled' ? 'Active (changed)' : 'unchanged'],
+      [
+        'Session policy',
+        policyAction === 'none'
+          ? 'unchanged'
+          : policy.status === 'fulfilled'
+            ? policyAction === 'delete'
+              ? 'removed'
+              : 'restored'
+            : 'NOT changed',
+      ],
+    ],
+    data: {
+      keyReactivated: reactivate && update.status === 'fulfilled',
+      policyReverted: policyAction !== 'none' && policy.status === 'fulfilled',
+      failures,
+    },
+  };
+}
+
+async function verifyUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome> {
+  const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const [key, policy] = await Promise.all([
+    findKey(iam, userName, keyId),
+    readInlinePolicy(iam, userName, policyName),
+  ]);
+  const keyOk = !reactivate || key?.Status === 'Active';
+  const policyOk =
+    policyAction === 'none' || (policyAction === 'delete' ? policy === null : policy === priorPolicy);
+  return {
+    ok: keyOk && policyOk,
+    summary:
+      keyOk && policyOk
+        ? 'Verified: the key and the session policy are back as they were.'
+        : 'Undo verification failed: see the facts.',
+    facts: [
+      ['Key status now', key?.Status ?? 'not found'],
+      [
+        'Session deny policy',
+        policy === null ? 'absent' : policy === priorPolicy ? 'as before the run' : 'present',
+      ],
+    ],
+    data: { keyStatus: key?.Status ?? null, policyPresent: policy !== null },
+  };
+}
+
+async function locateKeyAccount(
+  ctx: { accounts: AccountConfig[]; scopeFor(account: AccountConfig): ScopedAws },
+  input: DisableKeyInput,
+): Promise<AccountConfig> {
+  refuseTemporaryKey(input.keyId);
+  const results = await Promise.allSettled(
+    ctx.accounts.map(async (account) => ({
+      account,
+      owner: await findOwner(ctx.scopeFor(account), input.keyId),
+    })),
+  );
+  const found = results.flatMap((r) => (r.status === 'fulfilled' && r.value.owner ? [r.value.account] : []));
+  const failed = results.flatMap((r, i) =>
+    r.status === 'rejected' ? [`${ctx.accounts[i]?.alias}: ${messageOf(r.reason)}`] : [],
+  );
+  if (found.length === 1 && found[0]) return found[0];
+  if (found.length > 1) {
+    throw new PlanRefusedError(
+      `\`${input.keyId}\` was found in several accounts (${found.map((a) => a.alias).join(', ')}); give \`account=\`.`,
+    );
+  }
+  throw new AwsResourceNotFoundError(
+    `No configured account has access key \`${input.keyId}\` (searched ${ctx.accounts.map((a) => a.alias).join(', ')}).${failed.length ? ` Could not search: ${failed.join('; ')}` : ''}`,
+  );
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof QuellError ? error.message : error instanceof Error ? error.name : String(error);
+}
+
+/** The runbook. */
+export const disableKey = defineRunbook({
+  id: 'disable-key',
+  title: 'Disable an access key',
+  risk: 'mutating',
+  description: 'deactivate an IAM access key and revoke the sessions already issued from it',
+  usage: 'disable-key AKIAXXXXXXXXXXXXXXXX [account=prod] [reason="…"]',
+  input: DisableKeyInputSchema,
+  access: 'respond',
+  iam: {
+    plan: ['iam:GetAccessKeyLastUsed', 'iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPolicy'],
+    execute: ['iam:UpdateAccessKey', 'iam:PutUserPolicy'],
+    undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
+  },
+  defaultRegion: () => 'us-east-1',
+  locateAccount: locateKeyAccount,
+  plan: planDisable,
+  async recheck(ctx, plan) {
+    // Only what the decision rests on, read in one round trip: the key's owner and status, and the policy.
+    const iam = ctx.aws.client(IAMClient);
+    const { keyId, userName, policyName } = plan.data;
+    const [key, priorPolicy] = await Promise.all([
+      findKey(iam, userName, keyId).catch((error: unknown) => {
+        if (error instanceof AwsResourceNotFoundError) return undefined; // the user is gone
+        throw error;
+      }),
+      readInlinePolicy(iam, userName, policyName),
+    ]);
+    return {
+      accountId: ctx.account.id,
+      userName: key ? userName : null,
+      keyId,
+      status: key?.Status ?? null,
+      priorPolicy,
+    };
+  },
+  execute: executeDisable,
+  verify: verifyDisable,
+  undo: {
+    title: 'Re-activate the key and lift the session revocation',
+    plan: planUndo,
+    execute: executeUndo,
+    verify: verifyUndo,
+  },
+});

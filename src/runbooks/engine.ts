@@ -1,0 +1,830 @@
+/**
+ * The run engine: validate → plan → approve → re-check and compare → execute → verify, every step in the
+ * audit log. Slack (or the CLI) reaches it through `prepare`/`start`/`decide`/`requestUndo`, and it
+ * reaches people back only through a RunNotifier, so it never imports Bolt.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type ApproverDirectory,
+  assertApprover,
+  assertChannelAllows,
+  assertRequester,
+  isBreakGlass,
+  requiredApprovals,
+} from '../approvals/approval-policy.ts';
+import { evaluateDecision } from '../approvals/evaluate-decision.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import { canonicalJson } from '../audit/chain.ts';
+import type { AwsClientFactory, ScopedAws } from '../aws/client-factory.ts';
+import type { RoleTier } from '../aws/sessions.ts';
+import type { AccountConfig, Config } from '../config.ts';
+import {
+  ApprovalExpiredError,
+  asQuellError,
+  InputInvalidError,
+  NotAllowedError,
+  PlanChangedError,
+  QuellError,
+  RunNotFoundError,
+  RunStateConflictError,
+} from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { DecisionRecord, Json, RunRecord, Store } from '../store/store.ts';
+import type { CommandArgs } from './command-grammar.ts';
+import {
+  type AnyRunbook,
+  type CommonInput,
+  type Outcome,
+  type Plan,
+  type Procedure,
+  parseRunbookInput,
+  type RunContext,
+} from './define-runbook.ts';
+import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from './registry.ts';
+
+/** Who asked, and from where. */
+export interface Requester {
+  user: string;
+  channel: string;
+  source: 'slack' | 'cli';
+}
+
+/** A run as people see it: the record, its decisions and its runbook. */
+export interface RunView {
+  run: RunRecord;
+  decisions: DecisionRecord[];
+  runbook: AnyRunbook;
+}
+
+/** How the engine talks back to people (Slack messages, or the terminal for the CLI). */
+export interface RunNotifier {
+  /** Posts the run's card, or updates it when it has one; returns the new message's ts when it posted. */
+  showRun(view: RunView): Promise<string | undefined>;
+  /** Adds a line to the run's thread. */
+  reply(run: RunRecord, text: string): Promise<void>;
+  /** Tells the requester privately that something could not be done. */
+  tell(requester: Requester, text: string): Promise<void>;
+}
+
+/** A command that parsed and passed the channel's guardrail. */
+export interface PreparedCommand {
+  runbook: AnyRunbook;
+  input: CommonInput;
+}
+
+/** Everything the engine needs. */
+export interface EngineDeps {
+  config: Config;
+  store: Store;
+  audit: AuditLog;
+  aws: AwsClientFactory;
+  directory: ApproverDirectory;
+  notifier: RunNotifier;
+  log: Logger;
+  runbooks?: readonly AnyRunbook[];
+  now?: () => number;
+  /** How long execute + verify may take before the run is aborted. */
+  executionTimeoutMs?: number;
+}
+
+const RUN_ID = /^r[a-z2-7]{12}$/;
+
+/** A new run id: `r` and 12 base32 characters (60 random bits). */
+export function newRunId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = randomBytes(12);
+  let id = 'r';
+  for (let i = 0; i < 12; i++) id += alphabet[(bytes[i] ?? 0) % 32];
+  return id;
+}
+
+/** Whether text has the shape of a run id (anything else is rejected before a lookup). */
+export function isRunId(text: string): boolean {
+  return RUN_ID.test(text);
+}
+
+/** The hash an approval binds to: the plan's material facts, canonically serialised. */
+export function hashMaterial(material: Json): string {
+  return createHash('sha256').update(canonicalJson(material)).digest('hex');
+}
+
+/** The run engine. */
+export class Engine {
+  readonly #d: Required<Omit<EngineDeps, 'executionTimeoutMs'>> & { executionTimeoutMs: number };
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  constructor(deps: EngineDeps) {
+    this.#d = { runbooks: RUNBOOKS, now: Date.now, executionTimeoutMs: 5 * 60_000, ...deps };
+  }
+
+  get config(): Config {
+    return this.#d.config;
+  }
+
+  /** The runbooks this engine offers. */
+  get runbooks(): readonly AnyRunbook[] {
+    return this.#d.runbooks;
+  }
+
+  /** Runbooks the requester may start in the channel (for `help`). */
+  runbooksAllowedIn(channel: string): AnyRunbook[] {
+    const rule = this.#d.config.channels[channel];
+    if (!rule) return [];
+    return this.#d.runbooks.filter((r) => rule.runbooks.includes('*') || rule.runbooks.includes(r.id));
+  }
+
+  /**
+   * Parses the command and checks the channel's guardrail. Synchronous and free of I/O, so Slack
+   * handlers can answer bad input in the acknowledgement itself.
+   */
+  prepare(name: string, args: CommandArgs, requester: Requester): PreparedCommand {
+    const runbook = this.#d.runbooks.find((r) => r.id === name);
+    if (!runbook) {
+      const suggestion = suggestRunbook(name);
+      const known = [...this.#d.runbooks.map((r) => r.id), ...BUILTIN_COMMANDS]
+        .map((n) => `\`${n}\``)
+        .join(', ');
+      throw new InputInvalidError([
+        `\`${name}\` is not a runbook.${suggestion ? ` Did you mean \`${suggestion}\`?` : ''} Known: ${known}.`,
+      ]);
+    }
+    const input = parseRunbookInput<CommonInput>(runbook, args);
+    if (input.account !== undefined && !this.#d.config.accounts.some((a) => a.alias === input.account)) {
+      throw new InputInvalidError(
+        [
+          `unknown account \`${input.account}\`; configured: ${this.#d.config.accounts.map((a) => `\`${a.alias}\``).join(', ')}`,
+        ],
+        runbook.usage,
+      );
+    }
+    if (input.account === undefined && this.#d.config.accounts.length > 1 && !runbook.locateAccount) {
+      throw new InputInvalidError(
+        [
+          `several accounts are configured: add \`account=\` (${this.#d.config.accounts.map((a) => a.alias).join(', ')})`,
+        ],
+        runbook.usage,
+      );
+    }
+    assertChannelAllows(this.#d.config, requester.channel, runbook.id, input.account);
+    return { runbook, input };
+  }
+
+  /** Plans a prepared command and asks for approval, or runs it when no approval is needed. */
+  async start(prepared: PreparedCommand, requester: Requester): Promise<RunRecord | undefined> {
+    return this.#track(this.#start(prepared, requester));
+  }
+
+  /** Records an approval or a denial from a button click. */
+  async decide(
+    runId: string,
+    userId: string,
+    decision: 'approve' | 'deny',
+    channel: string,
+  ): Promise<RunRecord> {
+    return this.#track(this.#decide(runId, userId, decision, channel));
+  }
+
+  /** Plans the undo of a finished run and asks for approval. */
+  async requestUndo(runId: string, requester: Requester): Promise<RunRecord | undefined> {
+    return this.#track(this.#requestUndo(runId, requester));
+  }
+
+  /** Marks a break-glass run as reviewed by an approver other than the requester. */
+  async review(runId: string, userId: string, channel: string): Promise<RunRecord> {
+    const run = await this.#visibleRun(runId, channel);
+    await assertApprover(this.#d.config, this.#d.directory, userId);
+    if (userId === run.requester)
+      throw new NotAllowedError(
+        'Someone other than the requester has to review a break-glass run.',
+        'two-people',
+      );
+    if (run.reviewState !== 'pending')
+      throw new RunStateConflictError(`Run \`${runId}\` has no review pending.`);
+    await this.#d.store.patchRun(runId, { reviewState: 'reviewed' }, this.#d.now());
+    await this.#d.audit.record({ type: 'run.reviewed', runId, actor: userId });
+    const reviewed = await this.#mustGet(runId);
+    await this.#show(reviewed);
+    return reviewed;
+  }
+
+  /** A run as seen from `channel` (runs are only visible where they were requested). */
+  async view(runId: string, channel: string): Promise<RunView> {
+    const run = await this.#visibleRun(runId, channel);
+    return { run, decisions: await this.#d.store.listDecisions(runId), runbook: this.#runbookOf(run) };
+  }
+
+  /** Expires every request whose approval window has passed, and updates their cards. */
+  async expireDue(): Promise<number> {
+    const waiting = await this.#d.store.listRuns({ states: ['awaiting_approval'], limit: 500 });
+    let expired = 0;
+    for (const run of waiting) {
+      if (run.expiresAt === null || run.expiresAt > this.#d.now()) continue;
+      if (await this.#d.store.transition(run.id, ['awaiting_approval'], 'expired', {}, this.#d.now())) {
+        expired++;
+        await this.#d.audit.record({ type: 'approval.expired', runId: run.id });
+        await this.#show(await this.#mustGet(run.id));
+      }
+    }
+    return expired;
+  }
+
+  /** Resolves once every run started through this engine has settled (for shutdown and tests). */
+  async idle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  async #start(prepared: PreparedCommand, requester: Requester): Promise<RunRecord | undefined> {
+    const { runbook, input } = prepared;
+    const runId = newRunId();
+    await this.#d.audit.record({
+      type: 'command.received',
+      runId,
+      actor: requester.user,
+      data: {
+        runbook: runbook.id,
+        input: input as Json,
+        channel: requester.channel,
+        source: requester.source,
+      },
+    });
+    try {
+      await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
+      const account = await this.#resolveAccount(runbook, input, runId, requester);
+      assertChannelAllows(this.#d.config, requester.channel, runbook.id, account.alias);
+      const region = this.#resolveRegion(runbook, input, account);
+      const now = this.#d.now();
+      const run: RunRecord = {
+        id: runId,
+        runbook: runbook.id,
+        kind: 'run',
+        parentRunId: null,
+        state: 'planning',
+        source: requester.source,
+        requester: requester.user,
+        channel: requester.channel,
+        reason: input.reason ?? null,
+        input: input as Json,
+        accountAlias: account.alias,
+        accountId: account.id,
+        region,
+        plan: null,
+        planHash: null,
+        requiredApprovals: requiredApprovals(this.#d.config, runbook.id, runbook.risk),
+        breakGlass: false,
+        reviewState: null,
+        expiresAt: null,
+        approvedAt: null,
+        messageTs: null,
+        result: null,
+        error: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await this.#d.store.createRun(run);
+      return await this.#planAndRequest(run, runbook, (ctx) => runbook.plan(ctx, input));
+    } catch (error) {
+      await this.#refuse(runId, requester, error);
+      return undefined;
+    }
+  }
+
+  async #requestUndo(parentId: string, requester: Requester): Promise<RunRecord | undefined> {
+    const parent = await this.#visibleRun(parentId, requester.channel);
+    const runbook = this.#runbookOf(parent);
+    if (runbook.undo === 'irreversible')
+      throw new RunStateConflictError(`\`${runbook.id}\` cannot be undone.`);
+    if (parent.kind !== 'run' || parent.state !== 'succeeded') {
+      throw new RunStateConflictError(
+        `Only a run that succeeded can be undone; \`${parent.id}\` is ${parent.state}.`,
+      );
+    }
+    const existing = await this.#d.store.listRuns({ parentRunId: parent.id, limit: 20 });
+    const open = existing.find(
+      (r) => !['failed', 'denied', 'expired', 'plan_failed', 'superseded'].includes(r.state),
+    );
+    if (open)
+      throw new RunStateConflictError(
+        `Run \`${parent.id}\` already has an undo: \`${open.id}\` (${open.state}).`,
+      );
+    assertChannelAllows(this.#d.config, requester.channel, runbook.id, parent.accountAlias ?? undefined);
+    await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
+    const runId = newRunId();
+    await this.#d.audit.record({
+      type: 'undo.requested',
+      runId,
+      actor: requester.user,
+      data: { undoes: parent.id, runbook: runbook.id, channel: requester.channel },
+    });
+    const now = this.#d.now();
+    const run: RunRecord = {
+      ...parent,
+      id: runId,
+      kind: 'undo',
+      parentRunId: parent.id,
+      state: 'planning',
+      source: requester.source,
+      requester: requester.user,
+      channel: requester.channel,
+      plan: null,
+      planHash: null,
+      requiredApprovals: requiredApprovals(this.#d.config, runbook.id, runbook.risk),
+      breakGlass: false,
+      reviewState: null,
+      expiresAt: null,
+      approvedAt: null,
+      messageTs: null,
+      result: null,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    try {
+      await this.#d.store.createRun(run);
+      const source = undoSource(parent);
+      const undo = runbook.undo;
+      return await this.#planAndRequest(run, runbook, (ctx) => undo.plan(ctx, source));
+    } catch (error) {
+      await this.#refuse(runId, requester, error);
+      return undefined;
+    }
+  }
+
+  async #planAndRequest(
+    run: RunRecord,
+    runbook: AnyRunbook,
+    makePlan: (ctx: RunContext) => Promise<Plan>,
+  ): Promise<RunRecord> {
+    const account = this.#account(run);
+    const scope = this.#scope(run, runbook, 'read');
+    let plan: Plan;
+    try {
+      plan = await makePlan(this.#context(run, account, scope, null, AbortSignal.timeout(60_000)));
+    } catch (error) {
+      const e = asQuellError(error);
+      await this.#d.store.transition(
+        run.id,
+        ['planning'],
+        'plan_failed',
+        { error: errorJson(e) },
+        this.#d.now(),
+      );
+      await this.#d.audit.record({
+        type: 'plan.failed',
+        runId: run.id,
+        data: { code: e.code, message: e.message },
+      });
+      throw e;
+    } finally {
+      scope.dispose();
+    }
+    const planHash = hashMaterial(plan.material);
+    await this.#d.audit.record({
+      type: 'plan.created',
+      runId: run.id,
+      actor: run.requester,
+      data: {
+        summary: plan.summary,
+        calls: plan.calls as unknown as Json,
+        notes: plan.notes,
+        material: plan.material,
+        planHash,
+      },
+    });
+    const now = this.#d.now();
+    const planJson = plan as unknown as Json;
+    const breakGlass = run.requiredApprovals > 0 && isBreakGlass(this.#d.config, run.requester);
+    if (run.requiredApprovals === 0 || breakGlass) {
+      // Read-only runs need nobody; break-glass runs go now and owe a review afterwards.
+      await this.#d.store.transition(
+        run.id,
+        ['planning'],
+        'approved',
+        {
+          plan: planJson,
+          planHash,
+          approvedAt: now,
+          breakGlass,
+          reviewState: breakGlass ? 'pending' : null,
+        },
+        now,
+      );
+      if (breakGlass)
+        await this.#d.audit.record({
+          type: 'run.break_glass',
+          runId: run.id,
+          actor: run.requester,
+          data: { review: 'pending' },
+        });
+      await this.#show(await this.#mustGet(run.id));
+      await this.#execute(run.id);
+      return this.#mustGet(run.id);
+    }
+    const expiresAt = now + this.#d.config.approvals.expiresIn;
+    await this.#d.store.transition(
+      run.id,
+      ['planning'],
+      'awaiting_approval',
+      { plan: planJson, planHash, expiresAt },
+      now,
+    );
+    await this.#d.audit.record({
+      type: 'approval.requested',
+      runId: run.id,
+      actor: run.requester,
+      data: {
+        required: run.requiredApprovals,
+        expiresAt: new Date(expiresAt).toISOString(),
+        approvers: this.#d.config.approvals.approvers,
+      },
+    });
+    const waiting = await this.#mustGet(run.id);
+    await this.#show(waiting);
+    // Assume the respond session while the card waits, so the approving click costs no STS round trip.
+    this.#d.aws.prewarm(this.#sessionRequest(waiting, runbook, runbook.access)).catch((err: unknown) => {
+      this.#d.log.warn({ err, runId: run.id }, 'could not assume the respond role ahead of approval');
+    });
+    return waiting;
+  }
+
+  async #decide(
+    runId: string,
+    userId: string,
+    decision: 'approve' | 'deny',
+    channel: string,
+  ): Promise<RunRecord> {
+    if (!isRunId(runId)) {
+      await this.#d.audit.record({
+        type: 'approval.rejected',
+        actor: userId,
+        data: { reason: 'malformed run id', channel },
+      });
+      throw new RunNotFoundError(runId.slice(0, 20));
+    }
+    const found = await this.#d.store.getRun(runId);
+    if (!found || found.channel !== channel) {
+      await this.#d.audit.record({
+        type: 'approval.rejected',
+        runId: found ? runId : null,
+        actor: userId,
+        data: { reason: found ? 'other channel' : 'no such run', channel },
+      });
+      throw new RunNotFoundError(runId);
+    }
+    try {
+      await assertApprover(this.#d.config, this.#d.directory, userId);
+    } catch (error) {
+      await this.#d.audit.record({
+        type: 'approval.rejected',
+        runId,
+        actor: userId,
+        data: { reason: 'not an approver', decision },
+      });
+      throw error;
+    }
+    const { outcome, run } = await this.#d.store.decide(
+      { runId, userId, decision, at: this.#d.now() },
+      evaluateDecision,
+    );
+    await this.#d.audit.record({
+      type: 'approval.decision',
+      runId,
+      actor: userId,
+      data: { decision, outcome: outcome as unknown as Json },
+    });
+    if (outcome.kind === 'rejected') {
+      if (outcome.reason === 'expired') {
+        await this.#show(run);
+        throw new ApprovalExpiredError(runId);
+      }
+      if (outcome.reason === 'self')
+        throw new NotAllowedError(
+          'You cannot approve or deny your own request; another approver has to.',
+          'two-people',
+        );
+      if (outcome.reason === 'duplicate')
+        throw new RunStateConflictError('You have already decided on this run; each person counts once.');
+      throw new RunStateConflictError(
+        `Run \`${runId}\` is ${run.state.replace('_', ' ')}; it takes no more decisions.`,
+      );
+    }
+    await this.#show(run);
+    if (outcome.kind === 'approved') {
+      await this.#d.audit.record({
+        type: 'run.approved',
+        runId,
+        actor: userId,
+        data: { approvals: outcome.approvals, required: outcome.required },
+      });
+      await this.#execute(runId);
+    }
+    return this.#mustGet(runId);
+  }
+
+  /** Executes an approved run exactly once: only the caller whose transition to `running` commits proceeds. */
+  async #execute(runId: string): Promise<void> {
+    if (!(await this.#d.store.transition(runId, ['approved'], 'running', {}, this.#d.now()))) return;
+    const run = await this.#mustGet(runId);
+    const runbook = this.#runbookOf(run);
+    const procedure = this.#procedureOf(run, runbook);
+    const account = this.#account(run);
+    const scope = this.#scope(run, runbook, runbook.access);
+    const signal = AbortSignal.timeout(this.#d.executionTimeoutMs);
+    const ctx = this.#context(run, account, scope, run.approvedAt, signal);
+    const plan = run.plan as unknown as Plan;
+    try {
+      const material = procedure.recheck
+        ? await procedure.recheck(ctx, plan)
+        : (await this.#replan(run, runbook, ctx)).material;
+      const hash = hashMaterial(material);
+      await this.#d.audit.record({
+        type: 'plan.rechecked',
+        runId,
+        data: { planHash: hash, matches: hash === run.planHash },
+      });
+      if (hash !== run.planHash) {
+        await this.#supersede(run, runbook, plan.material, material);
+        return;
+      }
+      await this.#d.audit.record({
+        type: 'execute.started',
+        runId,
+        actor: run.requester,
+        data: { approvedAt: run.approvedAt },
+      });
+      const result = await procedure.execute(ctx, plan);
+      await this.#d.audit.record({
+        type: 'execute.finished',
+        runId,
+        data: { ok: result.ok, summary: result.summary, data: result.data },
+      });
+      const verification = await procedure.verify(ctx, plan, result);
+      await this.#d.audit.record({
+        type: 'verify.finished',
+        runId,
+        data: { ok: verification.ok, summary: verification.summary, data: verification.data },
+      });
+      const state = result.ok && verification.ok ? 'succeeded' : 'failed';
+      await this.#d.store.transition(
+        runId,
+        ['running'],
+        state,
+        { result: { execute: result, verify: verification } as unknown as Json },
+        this.#d.now(),
+      );
+      await this.#d.audit.record({ type: 'run.finished', runId, data: { state } });
+      const done = await this.#mustGet(runId);
+      await this.#show(done);
+      await this.#d.notifier.reply(
+        done,
+        `${state === 'succeeded' ? 'Done' : 'Finished with problems'}: ${result.summary} ${verification.summary}`,
+      );
+    } catch (error) {
+      const e = asQuellError(error);
+      this.#d.log.error({ err: error, runId }, 'run failed');
+      await this.#d.store.transition(runId, ['running'], 'failed', { error: errorJson(e) }, this.#d.now());
+      await this.#d.audit.record({
+        type: 'run.finished',
+        runId,
+        data: { state: 'failed', code: e.code, message: e.message },
+      });
+      const failed = await this.#mustGet(runId);
+      await this.#show(failed);
+      await this.#d.notifier.reply(failed, `Failed: ${e.message}`);
+    } finally {
+      scope.dispose();
+      this.#d.aws.release(runId);
+    }
+  }
+
+  async #replan(run: RunRecord, runbook: AnyRunbook, ctx: RunContext): Promise<Plan> {
+    if (run.kind === 'run') return runbook.plan(ctx, run.input);
+    const parent = await this.#mustGet(run.parentRunId ?? '');
+    if (runbook.undo === 'irreversible') throw new RunStateConflictError('irreversible');
+    return runbook.undo.plan(ctx, undoSource(parent));
+  }
+
+  async #supersede(run: RunRecord, runbook: AnyRunbook, before: Json, after: Json): Promise<void> {
+    const differences = diffMaterial(before, after);
+    const error = new PlanChangedError(differences);
+    await this.#d.store.transition(
+      run.id,
+      ['running'],
+      'superseded',
+      { error: errorJson(error) },
+      this.#d.now(),
+    );
+    await this.#d.audit.record({ type: 'plan.changed', runId: run.id, data: { differences } });
+    const superseded = await this.#mustGet(run.id);
+    await this.#show(superseded);
+    await this.#d.notifier.reply(superseded, `${error.message} A new request with the current plan follows.`);
+    const requester: Requester = { user: run.requester, channel: run.channel, source: run.source };
+    if (run.kind === 'undo' && run.parentRunId)
+      await this.#requestUndo(run.parentRunId, requester).catch(() => undefined);
+    else await this.#start({ runbook, input: run.input as CommonInput }, requester);
+  }
+
+  async #resolveAccount(
+    runbook: AnyRunbook,
+    input: CommonInput,
+    runId: string,
+    requester: Requester,
+  ): Promise<AccountConfig> {
+    const accounts = this.#d.config.accounts;
+    if (input.account !== undefined) {
+      const account = accounts.find((a) => a.alias === input.account);
+      if (!account) throw new InputInvalidError([`unknown account \`${input.account}\``], runbook.usage);
+      return account;
+    }
+    if (accounts.length === 1 && accounts[0]) return accounts[0];
+    if (!runbook.locateAccount)
+      throw new InputInvalidError(['several accounts are configured: add `account=`'], runbook.usage);
+    // Only the accounts this channel may use are searched.
+    const allowed = accounts.filter((a) => {
+      try {
+        assertChannelAllows(this.#d.config, requester.channel, runbook.id, a.alias);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const scopes: ScopedAws[] = [];
+    try {
+      return await runbook.locateAccount(
+        {
+          accounts: allowed,
+          scopeFor: (account: AccountConfig) => {
+            const scope = this.#d.aws.scope({
+              account,
+              tier: 'read',
+              runId,
+              runbook: runbook.id,
+              sourceIdentity: requester.user,
+              region: runbook.defaultRegion?.(account) ?? account.regions[0] ?? this.#d.config.aws.region,
+            });
+            scopes.push(scope);
+            return scope;
+          },
+        },
+        input,
+      );
+    } finally {
+      for (const s of scopes) s.dispose();
+    }
+  }
+
+  #resolveRegion(runbook: AnyRunbook, input: CommonInput, account: AccountConfig): string {
+    if (input.region !== undefined) {
+      if (!account.regions.includes(input.region)) {
+        throw new InputInvalidError(
+          [
+            `region \`${input.region}\` is not configured for account \`${account.alias}\` (${account.regions.join(', ')})`,
+          ],
+          runbook.usage,
+        );
+      }
+      return input.region;
+    }
+    return runbook.defaultRegion?.(account) ?? account.regions[0] ?? this.#d.config.aws.region;
+  }
+
+  #procedureOf(run: RunRecord, runbook: AnyRunbook): Procedure<unknown, Json, Json> {
+    if (run.kind === 'run') return runbook;
+    if (runbook.undo === 'irreversible')
+      throw new RunStateConflictError(`\`${runbook.id}\` cannot be undone.`);
+    return runbook.undo;
+  }
+
+  #scope(run: RunRecord, runbook: AnyRunbook, tier: RoleTier): ScopedAws {
+    const account = this.#account(run);
+    return this.#d.aws.scope({
+      ...this.#sessionRequest(run, runbook, tier),
+      account,
+      region: run.region ?? this.#d.config.aws.region,
+    });
+  }
+
+  #sessionRequest(run: RunRecord, runbook: AnyRunbook, tier: RoleTier) {
+    return {
+      account: this.#account(run),
+      tier,
+      runId: run.id,
+      runbook: runbook.id,
+      sourceIdentity: run.requester,
+    };
+  }
+
+  #context(
+    run: RunRecord,
+    account: AccountConfig,
+    scope: ScopedAws,
+    approvedAt: number | null,
+    signal: AbortSignal,
+  ): RunContext {
+    return {
+      runId: run.id,
+      runbook: run.runbook,
+      actor: run.requester,
+      account,
+      region: run.region ?? this.#d.config.aws.region,
+      aws: scope,
+      log: this.#d.log.child({ runId: run.id, runbook: run.runbook }),
+      signal,
+      approvedAt: approvedAt === null ? null : new Date(approvedAt),
+      now: () => new Date(this.#d.now()),
+      progress: (text: string) => this.#d.notifier.reply(run, text).catch(() => undefined),
+    };
+  }
+
+  #account(run: RunRecord): AccountConfig {
+    const account = this.#d.config.accounts.find((a) => a.id === run.accountId);
+    if (!account)
+      throw new NotAllowedError(
+        `Account ${run.accountId} is no longer configured; nothing runs against it.`,
+        'accounts',
+      );
+    return account;
+  }
+
+  #runbookOf(run: RunRecord): AnyRunbook {
+    const runbook = this.#d.runbooks.find((r) => r.id === run.runbook);
+    if (!runbook) throw new RunStateConflictError(`Runbook \`${run.runbook}\` is no longer available.`);
+    return runbook;
+  }
+
+  async #visibleRun(runId: string, channel: string): Promise<RunRecord> {
+    if (!isRunId(runId)) throw new RunNotFoundError(runId.slice(0, 20));
+    const run = await this.#d.store.getRun(runId);
+    if (!run || run.channel !== channel) throw new RunNotFoundError(runId);
+    return run;
+  }
+
+  async #mustGet(runId: string): Promise<RunRecord> {
+    const run = await this.#d.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    return run;
+  }
+
+  async #show(run: RunRecord): Promise<void> {
+    try {
+      const ts = await this.#d.notifier.showRun({
+        run,
+        decisions: await this.#d.store.listDecisions(run.id),
+        runbook: this.#runbookOf(run),
+      });
+      if (ts && ts !== run.messageTs) await this.#d.store.patchRun(run.id, { messageTs: ts }, this.#d.now());
+    } catch (err) {
+      this.#d.log.warn({ err, runId: run.id }, 'could not show the run');
+    }
+  }
+
+  async #refuse(runId: string, requester: Requester, error: unknown): Promise<void> {
+    const e = asQuellError(error);
+    if (!(e instanceof QuellError) || e.code === 'quell_unknown')
+      this.#d.log.error({ err: error, runId }, 'run could not start');
+    await this.#d.audit
+      .record({
+        type: 'command.rejected',
+        runId,
+        actor: requester.user,
+        data: { code: e.code, message: e.message },
+      })
+      .catch((err: unknown) => this.#d.log.error({ err, runId }, 'could not audit a refusal'));
+    await this.#d.notifier.tell(requester, e.message).catch(() => undefined);
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#inFlight.add(work);
+    work.then(
+      () => this.#inFlight.delete(work),
+      () => this.#inFlight.delete(work),
+    );
+    return work;
+  }
+}
+
+/** The top-level fields of two material objects that differ, as `field: before → after`. */
+export function diffMaterial(before: Json, after: Json): string[] {
+  const a = (before ?? {}) as Record<string, Json>;
+  const b = (after ?? {}) as Record<string, Json>;
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  const short = (v: Json | undefined) => {
+    const text = v === undefined ? 'absent' : typeof v === 'string' ? v : canonicalJson(v);
+    return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+  };
+  const diffs = keys
+    .filter((k) => canonicalJson(a[k] ?? null) !== canonicalJson(b[k] ?? null))
+    .map((k) => `${k}: ${short(a[k])} → ${short(b[k])}`);
+  return diffs.length > 0 ? diffs : ['the plan differs'];
+}
+
+/** What an undo plans from: the original run's stored plan and execution result. */
+function undoSource(parent: RunRecord): { plan: Plan; result: Outcome } {
+  const result = (parent.result as { execute?: Outcome } | null)?.execute;
+  if (!parent.plan || !result)
+    throw new RunStateConflictError(`Run \`${parent.id}\` has no recorded result to undo.`);
+  return { plan: parent.plan as unknown as Plan, result };
+}
+
+function errorJson(error: QuellError): Json {
+  return { code: error.code, message: error.message };
+}

@@ -1,0 +1,39 @@
+/** Every runbook quell offers. A new runbook is one file and one line here. */
+import type { AnyRunbook } from './define-runbook.ts';
+import { disableKey } from './disable-key.ts';
+
+/** The runbooks, in the order `help` lists them. */
+export const RUNBOOKS: readonly AnyRunbook[] = [disableKey];
+
+/** Words of the grammar that are not runbooks. */
+export const BUILTIN_COMMANDS = ['help', 'status'] as const;
+
+/** Looks a runbook up by id. */
+export function findRunbook(id: string): AnyRunbook | undefined {
+  return RUNBOOKS.find((r) => r.id === id);
+}
+
+/** The closest runbook or command names to a misspelt one, for "did you mean". */
+export function suggestRunbook(name: string): string | undefined {
+  const names = [...RUNBOOKS.map((r) => r.id), ...BUILTIN_COMMANDS];
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of names) {
+    const distance = editDistance(name, candidate);
+    if (!best || distance < best.distance) best = { name: candidate, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(name.length / 3)) ? best.name : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] ?? 0;
+      row[j] = Math.min(current + 1, (row[j - 1] ?? 0) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = current;
+    }
+  }
+  return row[b.length] ?? 0;
+}

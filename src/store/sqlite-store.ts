@@ -1,0 +1,409 @@
+/**
+ * The embedded store: SQLite through Node's built-in `node:sqlite`, so nothing is installed beside
+ * quell. Transactions are `BEGIN IMMEDIATE`, which takes the write lock up front: two processes sharing
+ * the file serialise on it, and within one process the synchronous driver cannot interleave.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { StorageError } from '../errors.ts';
+import type {
+  AuditInput,
+  AuditRecord,
+  DecisionEvaluator,
+  DecisionRecord,
+  Json,
+  RunFilter,
+  RunPatch,
+  RunRecord,
+  RunState,
+  Store,
+} from './store.ts';
+
+/** Versioned migrations; append only, never edit an applied one. */
+const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        runbook TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        parent_run_id TEXT REFERENCES runs(id),
+        state TEXT NOT NULL,
+        source TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reason TEXT,
+        input TEXT NOT NULL,
+        account_alias TEXT,
+        account_id TEXT,
+        region TEXT,
+        plan TEXT,
+        plan_hash TEXT,
+        required_approvals INTEGER NOT NULL,
+        break_glass INTEGER NOT NULL,
+        review_state TEXT,
+        expires_at INTEGER,
+        approved_at INTEGER,
+        message_ts TEXT,
+        result TEXT,
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX runs_requester ON runs(requester, created_at);
+      CREATE INDEX runs_channel ON runs(channel, created_at);
+      CREATE INDEX runs_state ON runs(state);
+      CREATE TABLE decisions (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        user_id TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, user_id)
+      );
+      CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        run_id TEXT,
+        type TEXT NOT NULL,
+        actor TEXT,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE INDEX audit_run ON audit(run_id, seq);
+      -- Append-only: the application never edits or deletes an entry. (Anyone with the file can still
+      -- drop these triggers; the hash chain is what makes such an edit detectable.)
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    `,
+  },
+];
+
+const GENESIS_HASH = '0'.repeat(64);
+
+type Row = Record<string, string | number | bigint | null | Uint8Array>;
+
+/** SQLite implementation of Store. `url` is `sqlite:<path>` or `sqlite::memory:`. */
+export class SqliteStore implements Store {
+  readonly #db: DatabaseSync;
+
+  constructor(url: string) {
+    const path = url.replace(/^sqlite:/, '');
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.#db = new DatabaseSync(path);
+      this.#db.exec(
+        'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;',
+      );
+    } catch (cause) {
+      throw new StorageError(`Cannot open the SQLite database at ${path}.`, { cause });
+    }
+  }
+
+  async migrate(): Promise<void> {
+    this.#transaction(() => {
+      this.#db.exec(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
+      );
+      const applied = new Set(
+        this.#db
+          .prepare('SELECT version FROM schema_migrations')
+          .all()
+          .map((r) => Number(r.version)),
+      );
+      for (const m of MIGRATIONS) {
+        if (applied.has(m.version)) continue;
+        this.#db.exec(m.sql);
+        this.#db
+          .prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)')
+          .run(m.version, Date.now());
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.#guard(() => this.#db.prepare('SELECT 1').get());
+  }
+
+  async createRun(run: RunRecord): Promise<void> {
+    this.#guard(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO runs (id, runbook, kind, parent_run_id, state, source, requester, channel, reason, input,
+             account_alias, account_id, region, plan, plan_hash, required_approvals, break_glass, review_state,
+             expires_at, approved_at, message_ts, result, error, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          run.id,
+          run.runbook,
+          run.kind,
+          run.parentRunId,
+          run.state,
+          run.source,
+          run.requester,
+          run.channel,
+          run.reason,
+          JSON.stringify(run.input),
+          run.accountAlias,
+          run.accountId,
+          run.region,
+          toJson(run.plan),
+          run.planHash,
+          run.requiredApprovals,
+          run.breakGlass ? 1 : 0,
+          run.reviewState,
+          run.expiresAt,
+          run.approvedAt,
+          run.messageTs,
+          toJson(run.result),
+          toJson(run.error),
+          run.createdAt,
+          run.updatedAt,
+        ),
+    );
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    return this.#guard(() => {
+      const row = this.#db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
+      return row ? toRun(row) : undefined;
+    });
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    return this.#guard(() => {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      if (filter.requester) {
+        where.push('requester = ?');
+        params.push(filter.requester);
+      }
+      if (filter.channel) {
+        where.push('channel = ?');
+        params.push(filter.channel);
+      }
+      if (filter.parentRunId) {
+        where.push('parent_run_id = ?');
+        params.push(filter.parentRunId);
+      }
+      if (filter.states && filter.states.length > 0) {
+        where.push(`state IN (${filter.states.map(() => '?').join(', ')})`);
+        params.push(...filter.states);
+      }
+      const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
+      return (this.#db.prepare(sql).all(...params, filter.limit) as Row[]).map(toRun);
+    });
+  }
+
+  async transition(
+    id: string,
+    from: readonly RunState[],
+    to: RunState,
+    patch: RunPatch = {},
+    now = Date.now(),
+  ): Promise<boolean> {
+    return this.#guard(() => {
+      const { sets, params } = patchColumns(patch);
+      const sql = `UPDATE runs SET state = ?, updated_at = ?${sets.map((s) => `, ${s}`).join('')}
+                   WHERE id = ? AND state IN (${from.map(() => '?').join(', ')})`;
+      const result = this.#db.prepare(sql).run(to, now, ...params, id, ...from);
+      return Number(result.changes) === 1;
+    });
+  }
+
+  async patchRun(id: string, patch: RunPatch, now = Date.now()): Promise<void> {
+    const { sets, params } = patchColumns(patch);
+    if (sets.length === 0) return;
+    this.#guard(() =>
+      this.#db
+        .prepare(`UPDATE runs SET updated_at = ?, ${sets.join(', ')} WHERE id = ?`)
+        .run(now, ...params, id),
+    );
+  }
+
+  async decide(decision: DecisionRecord, evaluate: DecisionEvaluator) {
+    return this.#transaction(() => {
+      const row = this.#db.prepare('SELECT * FROM runs WHERE id = ?').get(decision.runId) as Row | undefined;
+      if (!row) throw new StorageError(`Run ${decision.runId} vanished during a decision.`);
+      const run = toRun(row);
+      const decisions = this.#listDecisions(decision.runId);
+      const judged = evaluate(run, decisions, decision);
+      if (judged.record) {
+        this.#db
+          .prepare('INSERT INTO decisions (run_id, user_id, decision, at) VALUES (?, ?, ?, ?)')
+          .run(decision.runId, decision.userId, decision.decision, decision.at);
+      }
+      if (judged.nextState && judged.nextState !== run.state) {
+        const approvedAt = judged.nextState === 'approved' ? decision.at : run.approvedAt;
+        this.#db
+          .prepare('UPDATE runs SET state = ?, approved_at = ?, updated_at = ? WHERE id = ? AND state = ?')
+          .run(judged.nextState, approvedAt, decision.at, run.id, run.state);
+        run.state = judged.nextState;
+        run.approvedAt = approvedAt;
+      }
+      return { outcome: judged.outcome, run };
+    });
+  }
+
+  async listDecisions(runId: string): Promise<DecisionRecord[]> {
+    return this.#guard(() => this.#listDecisions(runId));
+  }
+
+  async appendAudit(
+    entry: AuditInput,
+    chain: (prevHash: string, seq: number, entry: AuditInput) => string,
+  ): Promise<AuditRecord> {
+    return this.#transaction(() => {
+      const last = this.#db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as
+        | Row
+        | undefined;
+      const seq = last ? Number(last.seq) + 1 : 1;
+      const prevHash = last ? String(last.hash) : GENESIS_HASH;
+      const hash = chain(prevHash, seq, entry);
+      this.#db
+        .prepare(
+          'INSERT INTO audit (seq, at, run_id, type, actor, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(seq, entry.at, entry.runId, entry.type, entry.actor, JSON.stringify(entry.data), prevHash, hash);
+      return { ...entry, seq, prevHash, hash };
+    });
+  }
+
+  async listAudit(
+    filter: { runId?: string; afterSeq?: number; limit?: number } = {},
+  ): Promise<AuditRecord[]> {
+    return this.#guard(() => {
+      const where: string[] = ['seq > ?'];
+      const params: (string | number)[] = [filter.afterSeq ?? 0];
+      if (filter.runId) {
+        where.push('run_id = ?');
+        params.push(filter.runId);
+      }
+      const rows = this.#db
+        .prepare(`SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`)
+        .all(...params, filter.limit ?? -1) as Row[];
+      return rows.map((r) => ({
+        seq: Number(r.seq),
+        at: Number(r.at),
+        runId: r.run_id === null ? null : String(r.run_id),
+        type: String(r.type),
+        actor: r.actor === null ? null : String(r.actor),
+        data: JSON.parse(String(r.data)) as Json,
+        prevHash: String(r.prev_hash),
+        hash: String(r.hash),
+      }));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #listDecisions(runId: string): DecisionRecord[] {
+    return (
+      this.#db.prepare('SELECT * FROM decisions WHERE run_id = ? ORDER BY at, user_id').all(runId) as Row[]
+    ).map((r) => ({
+      runId: String(r.run_id),
+      userId: String(r.user_id),
+      decision: r.decision === 'deny' ? 'deny' : 'approve',
+      at: Number(r.at),
+    }));
+  }
+
+  #transaction<T>(work: () => T): T {
+    return this.#guard(() => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = work();
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  }
+
+  #guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (cause) {
+      if (cause instanceof StorageError) throw cause;
+      throw new StorageError('The database refused the operation.', { cause });
+    }
+  }
+}
+
+const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
+  plan: 'plan',
+  planHash: 'plan_hash',
+  requiredApprovals: 'required_approvals',
+  expiresAt: 'expires_at',
+  approvedAt: 'approved_at',
+  messageTs: 'message_ts',
+  result: 'result',
+  error: 'error',
+  accountAlias: 'account_alias',
+  accountId: 'account_id',
+  region: 'region',
+  breakGlass: 'break_glass',
+  reviewState: 'review_state',
+};
+const JSON_FIELDS = new Set<keyof RunPatch>(['plan', 'result', 'error']);
+
+function patchColumns(patch: RunPatch): { sets: string[]; params: (string | number | null)[] } {
+  const sets: string[] = [];
+  const params: (string | number | null)[] = [];
+  for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof RunPatch, string][]) {
+    if (!(key in patch)) continue;
+    const value = patch[key];
+    sets.push(`${column} = ?`);
+    if (JSON_FIELDS.has(key)) params.push(toJson(value as Json | null));
+    else if (typeof value === 'boolean') params.push(value ? 1 : 0);
+    else params.push((value ?? null) as string | number | null);
+  }
+  return { sets, params };
+}
+
+function toJson(value: Json | null | undefined): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+function fromJson(value: unknown): Json | null {
+  return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
+}
+
+function toRun(row: Row): RunRecord {
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return {
+    id: String(row.id),
+    runbook: String(row.runbook),
+    kind: row.kind === 'undo' ? 'undo' : 'run',
+    parentRunId: str(row.parent_run_id),
+    state: String(row.state) as RunState,
+    source: row.source === 'cli' ? 'cli' : 'slack',
+    requester: String(row.requester),
+    channel: String(row.channel),
+    reason: str(row.reason),
+    input: fromJson(row.input) ?? {},
+    accountAlias: str(row.account_alias),
+    accountId: str(row.account_id),
+    region: str(row.region),
+    plan: fromJson(row.plan),
+    planHash: str(row.plan_hash),
+    requiredApprovals: Number(row.required_approvals),
+    breakGlass: Number(row.break_glass) === 1,
+    reviewState: row.review_state === 'pending' || row.review_state === 'reviewed' ? row.review_state : null,
+    expiresAt: num(row.expires_at),
+    approvedAt: num(row.approved_at),
+    messageTs: str(row.message_ts),
+    result: fromJson(row.result),
+    error: fromJson(row.error),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}

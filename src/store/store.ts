@@ -1,0 +1,165 @@
+/**
+ * The storage interface: runs, approval decisions and the audit chain. Every state change that must
+ * happen exactly once (a decision, claiming a run for execution) is one transaction in the store, never
+ * an in-memory lock, so that concurrent clicks, Slack retries and several replicas agree.
+ */
+
+/** Where a run is in its lifecycle. Terminal states never change again. */
+export type RunState =
+  | 'planning'
+  | 'awaiting_approval'
+  | 'approved'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'denied'
+  | 'expired'
+  | 'superseded'
+  | 'plan_failed';
+
+export const TERMINAL_STATES: readonly RunState[] = [
+  'succeeded',
+  'failed',
+  'denied',
+  'expired',
+  'superseded',
+  'plan_failed',
+];
+
+/** A JSON value as stored. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** One runbook run (or the undo of one). */
+export interface RunRecord {
+  id: string;
+  runbook: string;
+  kind: 'run' | 'undo';
+  parentRunId: string | null;
+  state: RunState;
+  source: 'slack' | 'cli';
+  requester: string;
+  channel: string;
+  reason: string | null;
+  input: Json;
+  accountAlias: string | null;
+  accountId: string | null;
+  region: string | null;
+  plan: Json | null;
+  planHash: string | null;
+  requiredApprovals: number;
+  breakGlass: boolean;
+  reviewState: 'pending' | 'reviewed' | null;
+  expiresAt: number | null;
+  approvedAt: number | null;
+  messageTs: string | null;
+  result: Json | null;
+  error: Json | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One person's decision on a run. At most one per person and run. */
+export interface DecisionRecord {
+  runId: string;
+  userId: string;
+  decision: 'approve' | 'deny';
+  at: number;
+}
+
+/** What a decision did, as judged inside the transaction. */
+export type DecisionOutcome =
+  | { kind: 'recorded'; approvals: number; required: number }
+  | { kind: 'approved'; approvals: number; required: number }
+  | { kind: 'denied' }
+  | { kind: 'rejected'; reason: 'self' | 'duplicate' | 'closed' | 'expired'; state: RunState };
+
+/**
+ * Judges a decision against the run and its existing decisions. Pure; the store calls it inside the
+ * transaction that holds the run's row, and applies `next` only when the outcome accepts the decision.
+ */
+export type DecisionEvaluator = (
+  run: RunRecord,
+  decisions: DecisionRecord[],
+  decision: DecisionRecord,
+) => { outcome: DecisionOutcome; nextState: RunState | null; record: boolean };
+
+/** One audit entry before it is chained. */
+export interface AuditInput {
+  at: number;
+  runId: string | null;
+  type: string;
+  actor: string | null;
+  data: Json;
+}
+
+/** One audit entry as stored, hash-chained to the previous one. */
+export interface AuditRecord extends AuditInput {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
+
+/** The fields that may be changed together with a state transition. */
+export type RunPatch = Partial<
+  Pick<
+    RunRecord,
+    | 'plan'
+    | 'planHash'
+    | 'requiredApprovals'
+    | 'expiresAt'
+    | 'approvedAt'
+    | 'messageTs'
+    | 'result'
+    | 'error'
+    | 'accountAlias'
+    | 'accountId'
+    | 'region'
+    | 'breakGlass'
+    | 'reviewState'
+  >
+>;
+
+/** Which runs to list. */
+export interface RunFilter {
+  requester?: string;
+  channel?: string;
+  parentRunId?: string;
+  states?: readonly RunState[];
+  limit: number;
+}
+
+/** The store every part of quell talks to. */
+export interface Store {
+  /** Applies pending migrations; safe to call when another process does the same. */
+  migrate(): Promise<void>;
+  /** Cheap liveness check for the health endpoint. */
+  ping(): Promise<void>;
+  createRun(run: RunRecord): Promise<void>;
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Runs of a requester or channel, newest first. */
+  listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /** Changes the state only if it is currently one of `from`; returns whether it did. */
+  transition(
+    id: string,
+    from: readonly RunState[],
+    to: RunState,
+    patch?: RunPatch,
+    now?: number,
+  ): Promise<boolean>;
+  /** Updates fields that are not the state (the card's message ts, the review state). */
+  patchRun(id: string, patch: RunPatch, now?: number): Promise<void>;
+  /** Records a decision atomically: loads the run and its decisions, evaluates, writes. */
+  decide(
+    decision: DecisionRecord,
+    evaluate: DecisionEvaluator,
+  ): Promise<{ outcome: DecisionOutcome; run: RunRecord }>;
+  listDecisions(runId: string): Promise<DecisionRecord[]>;
+  /** Appends to the audit chain; `chain` computes the entry's hash from the previous hash, in the transaction. */
+  appendAudit(
+    entry: AuditInput,
+    chain: (prevHash: string, seq: number, entry: AuditInput) => string,
+  ): Promise<AuditRecord>;
+  /** Audit entries in chain order. */
+  listAudit(filter?: { runId?: string; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,117 @@
+/**
+ * A local fake of the Slack Web API (and of response URLs) that records every call. quell's WebClient
+ * points at it through `slackApiUrl`; tests assert on the exact calls made.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** One recorded call. */
+export interface SlackCall {
+  method: string;
+  body: Record<string, unknown>;
+  at: number;
+}
+
+/** The fake's state and controls. */
+export interface FakeSlack {
+  url: string;
+  apiUrl: string;
+  calls: SlackCall[];
+  /** Members of user groups returned by usergroups.users.list. */
+  groups: Map<string, string[]>;
+  /** Calls of one method. */
+  callsOf(method: string): SlackCall[];
+  /** Messages sent to response URLs. */
+  responses: SlackCall[];
+  /** Waits (bounded) until `predicate` holds over the calls. */
+  waitFor(predicate: (calls: SlackCall[]) => boolean, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFakeSlack(): Promise<FakeSlack> {
+  const calls: SlackCall[] = [];
+  const responses: SlackCall[] = [];
+  const groups = new Map<string, string[]>();
+  let tsCounter = 1_700_000_000;
+
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const type = req.headers['content-type'] ?? '';
+      let body: Record<string, unknown> = {};
+      if (type.includes('application/json')) body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
+      else {
+        for (const [k, v] of new URLSearchParams(raw)) {
+          body[k] = /^[[{]/.test(v) ? safeJson(v) : v;
+        }
+      }
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      res.setHeader('content-type', 'application/json');
+      if (path.startsWith('/response/')) {
+        responses.push({ method: path, body, at: Date.now() });
+        res.end(JSON.stringify({ ok: true }));
+        return;
+      }
+      const method = path.replace(/^\/api\//, '');
+      // The token is how the client authenticates, not message content: keep only whether it came.
+      const authorized = typeof body.token === 'string' || typeof req.headers.authorization === 'string';
+      delete body.token;
+      calls.push({ method, body: { ...body, authorized }, at: Date.now() });
+      res.end(JSON.stringify(answer(method, body)));
+    });
+  });
+
+  function answer(method: string, body: Record<string, unknown>): Record<string, unknown> {
+    switch (method) {
+      case 'auth.test':
+        return { ok: true, user_id: 'UQUELLBOT', bot_id: 'BQUELL', team_id: 'T0TEAM', user: 'quell' };
+      case 'chat.postMessage':
+        tsCounter++;
+        return { ok: true, channel: body.channel, ts: `${tsCounter}.000100`, message: { text: body.text } };
+      case 'chat.update':
+        return { ok: true, channel: body.channel, ts: body.ts };
+      case 'chat.postEphemeral':
+        return { ok: true, message_ts: `${tsCounter}.000200` };
+      case 'usergroups.users.list':
+        return { ok: true, users: groups.get(String(body.usergroup)) ?? [] };
+      default:
+        return { ok: true };
+    }
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    apiUrl: `${url}/api/`,
+    calls,
+    responses,
+    groups,
+    callsOf: (method) => calls.filter((c) => c.method === method),
+    async waitFor(predicate, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(calls)) {
+        if (Date.now() > deadline)
+          throw new Error(
+            `fake Slack: condition not met in ${timeoutMs} ms; calls: ${calls.map((c) => c.method).join(', ')}`,
+          );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

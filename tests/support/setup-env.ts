@@ -1,0 +1,4 @@
+// Points every AWS SDK client in the test worker at the run's moto_server.
+import { inject } from 'vitest';
+
+process.env.AWS_ENDPOINT_URL = inject('motoUrl');
