@@ -4,6 +4,7 @@
  */
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../logger.ts';
+import type { OutcomeFile } from '../runbooks/define-runbook.ts';
 import type { Requester, RunNotifier, RunView } from '../runbooks/engine.ts';
 import type { RunRecord } from '../store/store.ts';
 import { buildRunCard } from './build-run-card.ts';
@@ -47,6 +48,14 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
         thread_ts: run.messageTs,
         text: safe,
         unfurl_links: false,
+      });
+    },
+    async upload(run: RunRecord, files: OutcomeFile[]) {
+      // Slack's external upload flow (files.getUploadURLExternal, then completeUploadExternal), in the thread.
+      await client.filesUploadV2({
+        channel_id: run.channel,
+        ...(run.messageTs ? { thread_ts: run.messageTs } : {}),
+        file_uploads: files.map((f) => ({ file: Buffer.from(f.content, 'utf8'), filename: f.filename, title: f.title })),
       });
     },
     async tell(requester: Requester, text: string) {

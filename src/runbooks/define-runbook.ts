@@ -70,12 +70,21 @@ export interface Plan<D extends Json = Json> {
   data: D;
 }
 
+/** A file attached to the run's thread (a full result too long for a message). Never stored. */
+export interface OutcomeFile {
+  filename: string;
+  title: string;
+  content: string;
+}
+
 /** What execute or verify reports. */
 export interface Outcome<R extends Json = Json> {
   ok: boolean;
   summary: string;
   facts: [string, string][];
   data: R;
+  /** Files for the run's thread; the engine uploads them and does not store them. */
+  files?: OutcomeFile[];
 }
 
 /** The three steps that change the world, for a run or its undo. */

@@ -35,6 +35,7 @@ import {
   type AnyRunbook,
   type CommonInput,
   type Outcome,
+  type OutcomeFile,
   type Plan,
   type Procedure,
   parseRunbookInput,
@@ -64,6 +65,8 @@ export interface RunNotifier {
   reply(run: RunRecord, text: string): Promise<void>;
   /** Tells the requester privately that something could not be done. */
   tell(requester: Requester, text: string): Promise<void>;
+  /** Attaches files to the run's thread. */
+  upload(run: RunRecord, files: OutcomeFile[]): Promise<void>;
 }
 
 /** A command that parsed and passed the channel's guardrail. */
@@ -551,11 +554,16 @@ export class Engine {
         actor: run.requester,
         data: { approvedAt: run.approvedAt },
       });
-      const result = await procedure.execute(ctx, plan);
+      const { files, ...result } = await procedure.execute(ctx, plan);
       await this.#d.audit.record({
         type: 'execute.finished',
         runId,
-        data: { ok: result.ok, summary: result.summary, data: result.data },
+        data: {
+          ok: result.ok,
+          summary: result.summary,
+          data: result.data,
+          files: (files ?? []).map((f) => ({ filename: f.filename, bytes: Buffer.byteLength(f.content) })),
+        },
       });
       const verification = await procedure.verify(ctx, plan, result);
       await this.#d.audit.record({
@@ -574,6 +582,9 @@ export class Engine {
       await this.#d.audit.record({ type: 'run.finished', runId, data: { state } });
       const done = await this.#mustGet(runId);
       await this.#show(done);
+      if (files && files.length > 0) {
+        await this.#d.notifier.upload(done, files).catch((err: unknown) => this.#d.log.warn({ err, runId }, 'could not attach the result files'));
+      }
       await this.#d.notifier.reply(
         done,
         `${state === 'succeeded' ? 'Done' : 'Finished with problems'}: ${result.summary} ${verification.summary}`,
