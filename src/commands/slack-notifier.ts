@@ -55,7 +55,11 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
       await client.filesUploadV2({
         channel_id: run.channel,
         ...(run.messageTs ? { thread_ts: run.messageTs } : {}),
-        file_uploads: files.map((f) => ({ file: Buffer.from(f.content, 'utf8'), filename: f.filename, title: f.title })),
+        file_uploads: files.map((f) => ({
+          file: Buffer.from(f.content, 'utf8'),
+          filename: f.filename,
+          title: f.title,
+        })),
       });
     },
     async tell(requester: Requester, text: string) {

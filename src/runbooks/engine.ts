@@ -583,7 +583,9 @@ export class Engine {
       const done = await this.#mustGet(runId);
       await this.#show(done);
       if (files && files.length > 0) {
-        await this.#d.notifier.upload(done, files).catch((err: unknown) => this.#d.log.warn({ err, runId }, 'could not attach the result files'));
+        await this.#d.notifier
+          .upload(done, files)
+          .catch((err: unknown) => this.#d.log.warn({ err, runId }, 'could not attach the result files'));
       }
       await this.#d.notifier.reply(
         done,

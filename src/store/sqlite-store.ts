@@ -17,6 +17,8 @@ import type {
   RunPatch,
   RunRecord,
   RunState,
+  ScheduleSlot,
+  SnoozeRecord,
   Store,
 } from './store.ts';
 
@@ -77,6 +79,29 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       -- drop these triggers; the hash chain is what makes such an edit detectable.)
       CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+    `,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE schedule_slots (
+        schedule_id TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        summary TEXT,
+        PRIMARY KEY (schedule_id, slot)
+      );
+      CREATE TABLE snoozes (
+        account_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        until INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (account_id, key_id)
+      );
     `,
   },
 ];
@@ -296,6 +321,83 @@ export class SqliteStore implements Store {
         hash: String(r.hash),
       }));
     });
+  }
+
+  async claimScheduleSlot(
+    scheduleId: string,
+    slot: number,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<boolean> {
+    return this.#transaction(() => {
+      const inserted = this.#db
+        .prepare(
+          'INSERT INTO schedule_slots (schedule_id, slot, claimed_by, claimed_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        )
+        .run(scheduleId, slot, owner, now);
+      if (Number(inserted.changes) === 1) return true;
+      const taken = this.#db
+        .prepare(
+          `UPDATE schedule_slots SET claimed_by = ?, claimed_at = ?
+           WHERE schedule_id = ? AND slot = ? AND finished_at IS NULL AND claimed_at < ?`,
+        )
+        .run(owner, now, scheduleId, slot, now - leaseMs);
+      return Number(taken.changes) === 1;
+    });
+  }
+
+  async finishScheduleSlot(scheduleId: string, slot: number, summary: Json, now: number): Promise<void> {
+    this.#guard(() =>
+      this.#db
+        .prepare('UPDATE schedule_slots SET finished_at = ?, summary = ? WHERE schedule_id = ? AND slot = ?')
+        .run(now, JSON.stringify(summary), scheduleId, slot),
+    );
+  }
+
+  async lastScheduleSlot(scheduleId: string): Promise<ScheduleSlot | undefined> {
+    return this.#guard(() => {
+      const row = this.#db
+        .prepare('SELECT * FROM schedule_slots WHERE schedule_id = ? ORDER BY slot DESC LIMIT 1')
+        .get(scheduleId) as Row | undefined;
+      if (!row) return undefined;
+      return {
+        scheduleId: String(row.schedule_id),
+        slot: Number(row.slot),
+        claimedBy: String(row.claimed_by),
+        claimedAt: Number(row.claimed_at),
+        finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+        summary: fromJson(row.summary),
+      };
+    });
+  }
+
+  async putSnooze(snooze: SnoozeRecord): Promise<void> {
+    this.#guard(() =>
+      this.#db
+        .prepare(
+          `INSERT INTO snoozes (account_id, key_id, until, reason, by, at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (account_id, key_id) DO UPDATE SET until = excluded.until, reason = excluded.reason, by = excluded.by, at = excluded.at`,
+        )
+        .run(snooze.accountId, snooze.keyId, snooze.until, snooze.reason, snooze.by, snooze.at),
+    );
+  }
+
+  async activeSnoozes(now: number): Promise<SnoozeRecord[]> {
+    return this.#guard(() =>
+      (
+        this.#db
+          .prepare('SELECT * FROM snoozes WHERE until > ? ORDER BY account_id, key_id')
+          .all(now) as Row[]
+      ).map((r) => ({
+        accountId: String(r.account_id),
+        keyId: String(r.key_id),
+        until: Number(r.until),
+        reason: String(r.reason),
+        by: String(r.by),
+        at: Number(r.at),
+      })),
+    );
   }
 
   async close(): Promise<void> {

@@ -119,6 +119,27 @@ export type RunPatch = Partial<
   >
 >;
 
+/** One slot of a schedule (a cron time), claimed by one process so that it runs exactly once. */
+export interface ScheduleSlot {
+  scheduleId: string;
+  /** The slot's scheduled time (ms since the epoch). */
+  slot: number;
+  claimedBy: string;
+  claimedAt: number;
+  finishedAt: number | null;
+  summary: Json | null;
+}
+
+/** A snoozed credential-age finding: not reminded about until `until`. */
+export interface SnoozeRecord {
+  accountId: string;
+  keyId: string;
+  until: number;
+  reason: string;
+  by: string;
+  at: number;
+}
+
 /** Which runs to list. */
 export interface RunFilter {
   requester?: string;
@@ -161,5 +182,24 @@ export interface Store {
   ): Promise<AuditRecord>;
   /** Audit entries in chain order. */
   listAudit(filter?: { runId?: string; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
+  /**
+   * Claims a schedule slot for `owner`. True for exactly one caller per slot, except that a slot
+   * claimed more than `leaseMs` ago and never finished may be taken over (its claimer died).
+   */
+  claimScheduleSlot(
+    scheduleId: string,
+    slot: number,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<boolean>;
+  /** Marks a claimed slot finished, with a summary of what it did. */
+  finishScheduleSlot(scheduleId: string, slot: number, summary: Json, now: number): Promise<void>;
+  /** The most recent slot of a schedule (claimed or finished), if any. */
+  lastScheduleSlot(scheduleId: string): Promise<ScheduleSlot | undefined>;
+  /** Stores a snooze (replacing an earlier one for the same key). */
+  putSnooze(snooze: SnoozeRecord): Promise<void>;
+  /** Snoozes still in force at `now`. */
+  activeSnoozes(now: number): Promise<SnoozeRecord[]>;
   close(): Promise<void>;
 }
