@@ -23,7 +23,11 @@ export const AccountAliasSchema = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes, starting with a letter');
 export const AccountIdSchema = z
-  .string()
+  .string({
+    // An unquoted id is a YAML number (and loses leading zeros): say how to fix it.
+    error: (issue) =>
+      issue.input === undefined ? 'is required' : 'must be a 12-digit AWS account id (quote it in YAML)',
+  })
   .regex(/^\d{12}$/, 'must be a 12-digit AWS account id (quote it in YAML)');
 export const AwsRegionSchema = z
   .string()

