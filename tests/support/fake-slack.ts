@@ -21,6 +21,8 @@ export interface FakeSlack {
   groups: Map<string, string[]>;
   /** Calls of one method. */
   callsOf(method: string): SlackCall[];
+  /** The WebSocket URL apps.connections.open hands out (Socket Mode tests). */
+  socketUrl?: string;
   /** Messages sent to response URLs. */
   responses: SlackCall[];
   /** Waits (bounded) until `predicate` holds over the calls. */
@@ -65,6 +67,8 @@ export async function startFakeSlack(): Promise<FakeSlack> {
 
   function answer(method: string, body: Record<string, unknown>): Record<string, unknown> {
     switch (method) {
+      case 'apps.connections.open':
+        return fake.socketUrl ? { ok: true, url: fake.socketUrl } : { ok: false, error: 'invalid_auth' };
       case 'auth.test':
         return { ok: true, user_id: 'UQUELLBOT', bot_id: 'BQUELL', team_id: 'T0TEAM', user: 'quell' };
       case 'chat.postMessage':
@@ -83,7 +87,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
+  const fake: FakeSlack = {
     url,
     apiUrl: `${url}/api/`,
     calls,
@@ -106,6 +110,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         server.closeAllConnections();
       }),
   };
+  return fake;
 }
 
 function safeJson(text: string): unknown {
