@@ -145,6 +145,16 @@ describe('disable-key from Slack to AWS and the audit log', () => {
     expect(await keyStatus(iam, 'alice', keyId)).toBe('Active');
     expect(await inlinePolicy(iam, 'alice', revokePolicyName(keyId))).toBeNull();
 
+    // `status` shows the run where it was requested, and nowhere else.
+    await t.command(`status ${runRecord.id}`, 'U0OTHER');
+    await t.command(`status ${runRecord.id}`, 'U0OTHER', 'C0ELSEWHERE');
+    await t.settle();
+    const statusReplies = t.slack.responses.filter((r) => r.method === '/response/U0OTHER');
+    expect(statusReplies.some((r) => JSON.stringify(r.body.blocks ?? '').includes('Succeeded'))).toBe(true);
+    expect(statusReplies.some((r) => String(r.body.text).includes(`No run \`${runRecord.id}\` here`))).toBe(
+      true,
+    );
+
     // The chain verifies, checked by the CLI as a separate process.
     await t.quell.idle();
     const verify = await run(process.execPath, ['bin/quell.js', 'audit', 'verify', '--db', t.dbUrl]);

@@ -217,6 +217,47 @@ describe('disable-key through the engine against moto', () => {
     expect(proxy.requests.filter((r) => /Update|Put|Delete/.test(r.action)).length).toBe(before);
   });
 
+  it('retries throttled calls (the SDK, paced by the limiter) and the run still succeeds', async () => {
+    const keyId = await createUserWithKey(prodIam, 'throttled');
+    const run = await engine.start(
+      engine.prepare('disable-key', { positional: [keyId], options: { account: 'prod' } }, requester),
+      requester,
+    );
+    if (!run) throw new Error('no run');
+    proxy.fail('UpdateAccessKey', 2, { status: 400, code: 'Throttling', message: 'Rate exceeded' });
+    const done = await engine.decide(run.id, 'U0LEAD1', 'approve', 'C0INCIDENT');
+    expect(done.state).toBe('succeeded');
+    expect(await keyStatus(prodIam, 'throttled', keyId)).toBe('Inactive');
+    const call = (await store.listAudit({ runId: run.id })).find(
+      (e) => e.type === 'aws.call' && (e.data as { operation: string }).operation === 'UpdateAccessKey',
+    );
+    expect(call?.data).toMatchObject({ outcome: 'ok', attempts: 3 });
+  });
+
+  it('names the missing IAM action and the role when AWS denies a call', async () => {
+    const keyId = await createUserWithKey(prodIam, 'denied');
+    const run = await engine.start(
+      engine.prepare('disable-key', { positional: [keyId], options: { account: 'prod' } }, requester),
+      requester,
+    );
+    if (!run) throw new Error('no run');
+    proxy.fail('PutUserPolicy', 1, {
+      status: 403,
+      code: 'AccessDenied',
+      message: `User: arn:aws:sts::${prodId}:assumed-role/quell-respond/quell-${run.id} is not authorized to perform: iam:PutUserPolicy on resource: user denied`,
+    });
+    const done = await engine.decide(run.id, 'U0LEAD1', 'approve', 'C0INCIDENT');
+    expect(done.state).toBe('failed');
+    const summary = JSON.stringify(done.result);
+    expect(summary).toContain('Partly applied');
+    expect(summary).toContain(
+      `AWS denied \`iam:PutUserPolicy\` to \`arn:aws:iam::${prodId}:role/quell-respond\``,
+    );
+    expect(summary).toContain('quell iam-policy');
+    // The key change that was allowed went through and is reported as such.
+    expect(await keyStatus(prodIam, 'denied', keyId)).toBe('Inactive');
+  });
+
   it('declares every IAM action it calls', async () => {
     const declared = new Set([
       'iam:GetAccessKeyLastUsed',

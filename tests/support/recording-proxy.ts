@@ -1,7 +1,8 @@
 /**
  * A loopback HTTP proxy in front of moto that records every AWS request (query-protocol bodies parsed)
  * before forwarding it, so tests can assert on the exact parameters quell sent (AssumeRole's session
- * name, source identity and tags) and count calls.
+ * name, source identity and tags) and count calls. It can also answer chosen requests with an AWS error
+ * (throttling, access denied) instead of forwarding them — moto cannot inject those.
  */
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,10 +14,26 @@ export interface RecordedAwsRequest {
   at: number;
 }
 
-export async function startRecordingProxy(
-  target: string,
-): Promise<{ url: string; requests: RecordedAwsRequest[]; close(): Promise<void> }> {
+/** An AWS error the proxy answers instead of forwarding (query-protocol XML, as IAM and STS answer). */
+interface InjectedFault {
+  action: string;
+  remaining: number;
+  status: number;
+  code: string;
+  message: string;
+}
+
+export interface RecordingProxy {
+  url: string;
+  requests: RecordedAwsRequest[];
+  /** Answers the next `times` requests of `action` with an error instead of forwarding them. */
+  fail(action: string, times: number, error: { status: number; code: string; message: string }): void;
+  close(): Promise<void>;
+}
+
+export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
   const requests: RecordedAwsRequest[] = [];
+  const faults: InjectedFault[] = [];
   const upstream = new URL(target);
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -25,12 +42,22 @@ export async function startRecordingProxy(
       const body = Buffer.concat(chunks);
       const params = Object.fromEntries(new URLSearchParams(body.toString('utf8')));
       const auth = String(req.headers.authorization ?? '');
+      const action = params.Action ?? String(req.headers['x-amz-target'] ?? '');
       requests.push({
-        action: params.Action ?? String(req.headers['x-amz-target'] ?? ''),
+        action,
         params,
         accessKeyId: /Credential=([A-Z0-9]+)\//.exec(auth)?.[1],
         at: Date.now(),
       });
+      const fault = faults.find((f) => f.action === action && f.remaining > 0);
+      if (fault) {
+        fault.remaining--;
+        res.writeHead(fault.status, { 'content-type': 'text/xml' });
+        res.end(
+          `<ErrorResponse><Error><Type>Sender</Type><Code>${fault.code}</Code><Message>${fault.message}</Message></Error><RequestId>injected-${requests.length}</RequestId></ErrorResponse>`,
+        );
+        return;
+      }
       const forward = request(
         {
           hostname: upstream.hostname,
@@ -55,6 +82,9 @@ export async function startRecordingProxy(
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    fail(action, times, error) {
+      faults.push({ action, remaining: times, ...error });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
