@@ -62,7 +62,11 @@ describe('starting the bot', () => {
   it('with an invalid file, lists every problem by path and line', async () => {
     const path = join(dir, 'bad.yaml');
     writeFileSync(path, 'slack:\n  mode: carrier-pigeon\naccounts: []\n');
-    const p = startProcess({ QUELL_CONFIG: path, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_APP_TOKEN: 'xapp-1-A0-1-abc' });
+    const p = startProcess({
+      QUELL_CONFIG: path,
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_APP_TOKEN: 'xapp-1-A0-1-abc',
+    });
     expect(await p.exited).toBe(1);
     const { stderr } = p.output();
     expect(stderr).toContain('slack.mode (line 2)');
@@ -73,7 +77,12 @@ describe('starting the bot', () => {
     const path = join(dir, 'http.yaml');
     writeFileSync(path, config('http'));
     const port = await freePort();
-    const p = startProcess({ QUELL_CONFIG: path, SLACK_BOT_TOKEN: BOT_TOKEN, SLACK_SIGNING_SECRET: SIGNING_SECRET, PORT: String(port) });
+    const p = startProcess({
+      QUELL_CONFIG: path,
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      PORT: String(port),
+    });
     let healthy = false;
     for (let i = 0; i < 100 && !healthy; i++) {
       try {
