@@ -296,7 +296,7 @@ async function verifyDisable(
   ]);
   const keyInactive = key?.Status === 'Inactive';
   const policyOk =
-    policy !== null && policy.includes(result.data.tokenIssueTimeBefore) && policy.includes('"Deny"');
+    (policy?.includes(result.data.tokenIssueTimeBefore) ?? false) && policy?.includes('"Deny"') === true;
   return {
     ok: keyInactive && policyOk,
     summary:

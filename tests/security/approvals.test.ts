@@ -196,7 +196,7 @@ describe('approval rules through the Slack surface', () => {
     const { run, user, keyId } = await pendingRequest('U0RESP8');
     const forged = [
       ['rzzzzzzzzzzzz', 'C0INCIDENT'],
-      ['r' + 'a'.repeat(12), 'C0INCIDENT'],
+      [`r${'a'.repeat(12)}`, 'C0INCIDENT'],
       ["' OR 1=1 --", 'C0INCIDENT'],
       ['x'.repeat(10_000), 'C0INCIDENT'],
       [run.id, 'C0OTHER'], // a real run, clicked from a channel it does not belong to
