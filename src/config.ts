@@ -4,6 +4,7 @@
  * file, only in the environment (or in Secrets Manager, named by `*_SECRET_ARN`).
  */
 import { readFileSync } from 'node:fs';
+import { Cron } from 'croner';
 import { isDocument, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigInvalidError, SecretMissingError } from './errors.ts';
@@ -77,10 +78,64 @@ const RunbookApprovalSchema = z
   })
   .strict();
 
+/** An account alias, or `*` for every configured account. */
+const AccountSelectorSchema = z
+  .string()
+  .regex(/^(\*|[a-z][a-z0-9-]{0,31})$/, 'must be an account alias or "*"');
+
 const ChannelRuleSchema = z
   .object({
     runbooks: z.array(z.string().regex(/^(\*|[a-z][a-z-]{1,31})$/, 'must be a runbook id or "*"')),
-    accounts: z.array(z.string().regex(/^(\*|[a-z][a-z0-9-]{0,31})$/, 'must be an account alias or "*"')),
+    accounts: z.array(AccountSelectorSchema),
+  })
+  .strict();
+
+/** IANA time-zone names (`Europe/Berlin`, `UTC`), checked against the runtime's time-zone database. */
+export const TimeZoneSchema = z
+  .string()
+  .refine(isTimeZone, 'must be an IANA time zone like Europe/Berlin, America/New_York or UTC');
+
+/** Whether the runtime knows `name` as an IANA time zone (offsets like `+01:00` are not names). */
+export function isTimeZone(name: string): boolean {
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+){0,2}$/.test(name)) return false;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A five-field cron expression (minute hour day-of-month month day-of-week), evaluated in the
+ * configured `timezone`. Seconds fields and nicknames are refused so every slot is a whole minute.
+ */
+export const CronScheduleSchema = z.string().superRefine((text, ctx) => {
+  const fields = text.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be a cron expression with 5 fields (minute hour day month weekday), like "0 9 * * 1-5"; got ${fields.length}`,
+    });
+    return;
+  }
+  try {
+    new Cron(text, { paused: true });
+  } catch (error) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `is not a valid cron expression: ${(error as Error).message.replace(/^CronPattern: /, '')}`,
+    });
+  }
+});
+
+const ReminderSchema = z
+  .object({
+    schedule: CronScheduleSchema,
+    channel: SlackChannelIdSchema,
+    accounts: z.array(AccountSelectorSchema).min(1).default(['*']),
+    maxKeyAgeDays: z.number().int().min(1).max(3650).default(90),
+    maxUnusedDays: z.number().int().min(1).max(3650).default(45),
   })
   .strict();
 
@@ -121,6 +176,10 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
+    /** The time zone cron schedules are read in. */
+    timezone: TimeZoneSchema.default('UTC'),
+    /** Scheduled credential-age reminders. */
+    reminders: z.array(ReminderSchema).default([]),
     storage: z
       .object({
         url: z
@@ -158,10 +217,22 @@ export const ConfigSchema = z
         }
       });
     }
+    config.reminders.forEach((reminder, r) => {
+      reminder.accounts.forEach((alias, i) => {
+        if (alias !== '*' && !aliases.has(alias)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['reminders', r, 'accounts', i],
+            message: `unknown account alias "${alias}"`,
+          });
+        }
+      });
+    });
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type AccountConfig = Config['accounts'][number];
+export type ReminderConfig = Config['reminders'][number];
 
 /** Parses and validates YAML text; throws ConfigInvalidError listing every problem with its line. */
 export function parseConfig(text: string, source = 'config'): Config {
