@@ -30,6 +30,7 @@ const STATE_LABEL: Record<RunState, string> = {
   expired: ':alarm_clock: Expired',
   superseded: ':arrows_counterclockwise: Superseded (the plan changed)',
   plan_failed: ':x: Could not plan',
+  needs_operator: ':warning: Needs an operator (quell stopped while it ran; see the thread)',
 };
 
 /** Builds the card for a run in its current state. `now` is only used to word the expiry. */

@@ -104,9 +104,24 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    // Several replicas: which replica works on an in-flight run, and when it last showed it is alive.
+    version: 4,
+    sql: `
+      ALTER TABLE runs ADD COLUMN executor TEXT;
+      ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
+      CREATE INDEX runs_executor ON runs(executor, state);
+    `,
+  },
 ];
 
 const GENESIS_HASH = '0'.repeat(64);
+
+/** A run some replica must still act on (the same predicate in every store; see Store.heartbeatRuns). */
+const IN_FLIGHT =
+  "(state IN ('planning', 'approved', 'running') OR (state = 'awaiting_approval' AND message_ts IS NULL))";
+/** Neither beaten nor changed since the first parameter (given twice). */
+const STALE = 'COALESCE(heartbeat_at, 0) < ? AND updated_at < ?';
 
 type Row = Record<string, string | number | bigint | null | Uint8Array>;
 
@@ -138,7 +153,7 @@ export class SqliteStore implements Store {
           .all()
           .map((r) => Number(r.version)),
       );
-      for (const m of MIGRATIONS) {
+      for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
         if (applied.has(m.version)) continue;
         this.#db.exec(m.sql);
         this.#db
@@ -158,8 +173,8 @@ export class SqliteStore implements Store {
         .prepare(
           `INSERT INTO runs (id, runbook, kind, parent_run_id, state, source, requester, channel, reason, input,
              account_alias, account_id, region, plan, plan_hash, required_approvals, break_glass, review_state,
-             expires_at, approved_at, message_ts, result, error, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             expires_at, approved_at, message_ts, result, error, created_at, updated_at, executor, heartbeat_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           run.id,
@@ -187,6 +202,8 @@ export class SqliteStore implements Store {
           toJson(run.error),
           run.createdAt,
           run.updatedAt,
+          run.executor ?? null,
+          run.heartbeatAt ?? null,
         ),
     );
   }
@@ -372,6 +389,39 @@ export class SqliteStore implements Store {
     });
   }
 
+  async heartbeatRuns(owner: string, now: number): Promise<number> {
+    return this.#guard(() =>
+      Number(
+        this.#db
+          .prepare(`UPDATE runs SET heartbeat_at = ? WHERE executor = ? AND ${IN_FLIGHT}`)
+          .run(now, owner).changes,
+      ),
+    );
+  }
+
+  async listOrphanedRuns(staleBefore: number, limit: number): Promise<RunRecord[]> {
+    return this.#guard(() =>
+      (
+        this.#db
+          .prepare(`SELECT * FROM runs WHERE ${IN_FLIGHT} AND ${STALE} ORDER BY updated_at, id LIMIT ?`)
+          .all(staleBefore, staleBefore, limit) as Row[]
+      ).map(toRun),
+    );
+  }
+
+  async claimOrphanedRun(id: string, owner: string, now: number, staleBefore: number): Promise<boolean> {
+    return this.#guard(
+      () =>
+        Number(
+          this.#db
+            .prepare(
+              `UPDATE runs SET executor = ?, heartbeat_at = ? WHERE id = ? AND ${IN_FLIGHT} AND ${STALE}`,
+            )
+            .run(owner, now, id, staleBefore, staleBefore).changes,
+        ) === 1,
+    );
+  }
+
   async putSnooze(snooze: SnoozeRecord): Promise<void> {
     this.#guard(() =>
       this.#db
@@ -453,6 +503,8 @@ const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
   region: 'region',
   breakGlass: 'break_glass',
   reviewState: 'review_state',
+  executor: 'executor',
+  heartbeatAt: 'heartbeat_at',
 };
 const JSON_FIELDS = new Set<keyof RunPatch>(['plan', 'result', 'error']);
 
@@ -507,5 +559,7 @@ function toRun(row: Row): RunRecord {
     error: fromJson(row.error),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+    executor: str(row.executor),
+    heartbeatAt: num(row.heartbeat_at),
   };
 }

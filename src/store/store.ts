@@ -15,7 +15,9 @@ export type RunState =
   | 'denied'
   | 'expired'
   | 'superseded'
-  | 'plan_failed';
+  | 'plan_failed'
+  /** The replica executing it died mid-run: nobody can tell whether its AWS calls happened. */
+  | 'needs_operator';
 
 export const TERMINAL_STATES: readonly RunState[] = [
   'succeeded',
@@ -24,6 +26,7 @@ export const TERMINAL_STATES: readonly RunState[] = [
   'expired',
   'superseded',
   'plan_failed',
+  'needs_operator',
 ];
 
 /** A JSON value as stored. */
@@ -56,6 +59,10 @@ export interface RunRecord {
   error: Json | null;
   createdAt: number;
   updatedAt: number;
+  /** The replica working on the run while it is in flight (planning, executing); see `heartbeatRuns`. */
+  executor?: string | null;
+  /** When that replica last showed it is alive (ms since the epoch). */
+  heartbeatAt?: number | null;
 }
 
 /** One person's decision on a run. At most one per person and run. */
@@ -116,6 +123,8 @@ export type RunPatch = Partial<
     | 'region'
     | 'breakGlass'
     | 'reviewState'
+    | 'executor'
+    | 'heartbeatAt'
   >
 >;
 
@@ -197,6 +206,18 @@ export interface Store {
   finishScheduleSlot(scheduleId: string, slot: number, summary: Json, now: number): Promise<void>;
   /** The most recent slot of a schedule (claimed or finished), if any. */
   lastScheduleSlot(scheduleId: string): Promise<ScheduleSlot | undefined>;
+  /**
+   * Refreshes the heartbeat of every run `owner` has in flight. A run is in flight while some replica must
+   * still act on it: planning, approved (not yet claimed), running, or awaiting approval with no card yet.
+   */
+  heartbeatRuns(owner: string, now: number): Promise<number>;
+  /** In-flight runs whose heartbeat and last change are both older than `staleBefore` (their replica died). */
+  listOrphanedRuns(staleBefore: number, limit: number): Promise<RunRecord[]>;
+  /**
+   * Takes over an orphaned run for `owner`: true for exactly one caller, and only while the run is still in
+   * flight and still stale (a conditional update, so replicas sweeping at once cannot both win).
+   */
+  claimOrphanedRun(id: string, owner: string, now: number, staleBefore: number): Promise<boolean>;
   /** Stores a snooze (replacing an earlier one for the same key). */
   putSnooze(snooze: SnoozeRecord): Promise<void>;
   /** Snoozes still in force at `now`. */

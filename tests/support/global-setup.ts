@@ -1,20 +1,34 @@
 /**
  * Starts one moto_server on a free loopback port for the whole test run and stops it at the end. A
- * missing moto_server fails the run with a message saying what to install; nothing is skipped.
+ * missing moto_server fails the run with a message saying what to install; nothing is skipped. Next to
+ * it, a throwaway PostgreSQL 15 cluster for the PostgreSQL store (tests/support/postgres-cluster.ts); a
+ * missing PostgreSQL fails the run the same way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
 import { freePort } from './free-port.ts';
+import { type PostgresCluster, startPostgresCluster } from './postgres-cluster.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     motoUrl: string;
+    /** The throwaway cluster's superuser URL (with its password); tests/support/postgres.ts makes databases. */
+    postgresUrl: string;
   }
 }
 
 let moto: ChildProcess | undefined;
+let postgres: PostgresCluster | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // initdb and moto start in parallel; both waits are bounded.
+  const cluster = startPostgresCluster();
+  cluster.then(
+    (c) => {
+      postgres = c;
+    },
+    () => undefined,
+  );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
@@ -47,12 +61,22 @@ export async function setup(project: TestProject): Promise<void> {
     }
     throw new Error(`moto_server did not answer on ${url} within 10 s: ${stderr}`);
   })();
-  await Promise.race([ready, failed]);
+  // If moto fails, stop the cluster too: teardown does not run after a failed setup.
+  await Promise.race([ready, failed]).catch(async (error: unknown) => {
+    await cluster.then((c) => c.stop()).catch(() => undefined);
+    throw error;
+  });
   moto.removeAllListeners('exit');
   project.provide('motoUrl', url);
+  const started = await cluster.catch((error: unknown) => {
+    moto?.kill('SIGTERM');
+    throw error;
+  });
+  project.provide('postgresUrl', started.url);
 }
 
 export async function teardown(): Promise<void> {
+  await postgres?.stop();
   if (!moto || moto.exitCode !== null) return;
   const exited = new Promise((r) => moto?.once('exit', r));
   moto.kill('SIGTERM');

@@ -1,0 +1,656 @@
+/**
+ * The store for several replicas: PostgreSQL through `pg`'s connection pool. Everything that must happen
+ * once is decided by the database, never by a replica's memory: a decision locks the run's row
+ * (`SELECT … FOR UPDATE`) for its whole transaction; transitions and claims are conditional updates; audit
+ * appends take a transaction-scoped advisory lock, so replicas appending at once still write one chain;
+ * migrations run under a session advisory lock, so replicas starting at once apply each one once. The
+ * pool reconnects by itself when the database comes back; until then every call fails with StorageError
+ * (fail closed).
+ */
+import pg from 'pg';
+import { StorageError } from '../errors.ts';
+import type {
+  AuditInput,
+  AuditRecord,
+  DecisionEvaluator,
+  DecisionRecord,
+  Json,
+  RunFilter,
+  RunPatch,
+  RunRecord,
+  RunState,
+  ScheduleSlot,
+  SnoozeRecord,
+  Store,
+} from './store.ts';
+
+/**
+ * Versioned migrations, append only; each version is the same change as the SQLite store's migration of
+ * that number (the dialects differ, the schema does not).
+ */
+const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        runbook TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        parent_run_id TEXT REFERENCES runs(id),
+        state TEXT NOT NULL,
+        source TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        reason TEXT,
+        input TEXT NOT NULL,
+        account_alias TEXT,
+        account_id TEXT,
+        region TEXT,
+        plan TEXT,
+        plan_hash TEXT,
+        required_approvals INTEGER NOT NULL,
+        break_glass BOOLEAN NOT NULL,
+        review_state TEXT,
+        expires_at BIGINT,
+        approved_at BIGINT,
+        message_ts TEXT,
+        result TEXT,
+        error TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      );
+      CREATE INDEX runs_requester ON runs(requester, created_at);
+      CREATE INDEX runs_channel ON runs(channel, created_at);
+      CREATE INDEX runs_state ON runs(state);
+      CREATE TABLE decisions (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        user_id TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, user_id)
+      );
+      -- JSON is kept as the exact text that was hashed (jsonb would reorder keys and refuse \\u0000).
+      CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        run_id TEXT,
+        type TEXT NOT NULL,
+        actor TEXT,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE INDEX audit_run ON audit(run_id, seq);
+      -- Append-only: the application never edits or deletes an entry. (A superuser can still drop these
+      -- triggers; the hash chain is what makes such an edit detectable.)
+      CREATE FUNCTION quell_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'audit log is append-only'; END
+      $$;
+      CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION quell_audit_append_only();
+      CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION quell_audit_append_only();
+    `,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE schedule_slots (
+        schedule_id TEXT NOT NULL,
+        slot BIGINT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        summary TEXT,
+        PRIMARY KEY (schedule_id, slot)
+      );
+      CREATE TABLE snoozes (
+        account_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        "until" BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        "by" TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        PRIMARY KEY (account_id, key_id)
+      );
+    `,
+  },
+  {
+    // Several replicas: which replica works on an in-flight run, and when it last showed it is alive.
+    version: 4,
+    sql: `
+      ALTER TABLE runs ADD COLUMN executor TEXT;
+      ALTER TABLE runs ADD COLUMN heartbeat_at BIGINT;
+      CREATE INDEX runs_executor ON runs(executor, state);
+    `,
+  },
+];
+
+const GENESIS_HASH = '0'.repeat(64);
+
+// Advisory lock keys (0x7175656c6c01 and …02: "quell" in ASCII, then a number), one for migrations and
+// one for the audit chain. Advisory locks are per database, so two deployments in one cluster never meet.
+const MIGRATION_LOCK = '124749026716673';
+const AUDIT_LOCK = '124749026716674';
+
+/** A run some replica must still act on (the same predicate as the SQLite store's). */
+const IN_FLIGHT =
+  "(state IN ('planning', 'approved', 'running') OR (state = 'awaiting_approval' AND message_ts IS NULL))";
+
+type Row = Record<string, unknown>;
+type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** Tuning of the connection pool. */
+export interface PostgresStoreOptions {
+  /** Connections per replica (default 10). */
+  poolSize?: number;
+  /** How long to wait for a connection before failing closed (default 5 s). */
+  connectTimeoutMs?: number;
+  /** Longest a single query may take (default 30 s). */
+  queryTimeoutMs?: number;
+}
+
+/** PostgreSQL implementation of Store. `url` is `postgres://` or `postgresql://` (libpq-style parameters). */
+export class PostgresStore implements Store {
+  readonly #pool: pg.Pool;
+  readonly #guarded = new WeakSet<pg.PoolClient>();
+  #closed = false;
+
+  constructor(url: string, options: PostgresStoreOptions = {}) {
+    this.#pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+      query_timeout: options.queryTimeoutMs ?? 30_000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+      application_name: 'quell',
+    });
+    // An idle connection that drops (the database restarted) is only discarded; the next query opens a
+    // new one. Without a listener the error would end the process.
+    this.#pool.on('error', () => undefined);
+  }
+
+  async migrate(): Promise<void> {
+    const client = await this.#connect();
+    let broken: unknown;
+    try {
+      await client.query("SET lock_timeout = '60s'");
+      // Session-level: held across the migrations' own transactions, released when we unlock or when the
+      // connection closes (a replica killed mid-migration blocks nobody).
+      // pg honours a per-query `query_timeout` (its types omit it): longer than lock_timeout, so the
+      // database's own message is what a replica reports when another one holds the lock too long.
+      await client.query({
+        text: `SELECT pg_advisory_lock(${MIGRATION_LOCK})`,
+        query_timeout: 70_000,
+      } as pg.QueryConfig);
+      try {
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)',
+        );
+        const applied = new Set(
+          (await client.query('SELECT version FROM schema_migrations')).rows.map((r: Row) =>
+            Number(r.version),
+          ),
+        );
+        for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+          if (applied.has(m.version)) continue;
+          await client.query('BEGIN');
+          try {
+            await client.query(m.sql);
+            await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [
+              m.version,
+              Date.now(),
+            ]);
+            await client.query('COMMIT');
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
+        }
+      } finally {
+        await client.query(`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`).catch(() => undefined);
+        await client.query('RESET lock_timeout').catch(() => undefined);
+      }
+    } catch (error) {
+      broken = error;
+      throw toStorageError(error, 'Could not apply the database migrations.');
+    } finally {
+      client.release(isConnectionError(broken) ? (broken as Error) : undefined);
+    }
+  }
+
+  async ping(): Promise<void> {
+    await this.#query('SELECT 1');
+  }
+
+  async createRun(run: RunRecord): Promise<void> {
+    await this.#query(
+      `INSERT INTO runs (id, runbook, kind, parent_run_id, state, source, requester, channel, reason, input,
+         account_alias, account_id, region, plan, plan_hash, required_approvals, break_glass, review_state,
+         expires_at, approved_at, message_ts, result, error, created_at, updated_at, executor, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+         $22, $23, $24, $25, $26, $27)`,
+      [
+        run.id,
+        run.runbook,
+        run.kind,
+        run.parentRunId,
+        run.state,
+        run.source,
+        run.requester,
+        run.channel,
+        run.reason,
+        JSON.stringify(run.input),
+        run.accountAlias,
+        run.accountId,
+        run.region,
+        toJson(run.plan),
+        run.planHash,
+        run.requiredApprovals,
+        run.breakGlass,
+        run.reviewState,
+        run.expiresAt,
+        run.approvedAt,
+        run.messageTs,
+        toJson(run.result),
+        toJson(run.error),
+        run.createdAt,
+        run.updatedAt,
+        run.executor ?? null,
+        run.heartbeatAt ?? null,
+      ],
+    );
+  }
+
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const { rows } = await this.#query('SELECT * FROM runs WHERE id = $1', [id]);
+    return rows[0] ? toRun(rows[0]) : undefined;
+  }
+
+  async listRuns(filter: RunFilter): Promise<RunRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, value: unknown) => {
+      params.push(value);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (filter.requester) add('requester = ?', filter.requester);
+    if (filter.channel) add('channel = ?', filter.channel);
+    if (filter.parentRunId) add('parent_run_id = ?', filter.parentRunId);
+    if (filter.states && filter.states.length > 0) add('state = ANY(?)', [...filter.states]);
+    params.push(filter.limit);
+    const { rows } = await this.#query(
+      `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toRun);
+  }
+
+  async transition(
+    id: string,
+    from: readonly RunState[],
+    to: RunState,
+    patch: RunPatch = {},
+    now = Date.now(),
+  ): Promise<boolean> {
+    const { sets, params } = patchColumns(patch, 3);
+    const result = await this.#query(
+      `UPDATE runs SET state = $1, updated_at = $2${sets.map((s) => `, ${s}`).join('')}
+       WHERE id = $${params.length + 3} AND state = ANY($${params.length + 4})`,
+      [to, now, ...params, id, [...from]],
+    );
+    return result.rowCount === 1;
+  }
+
+  async patchRun(id: string, patch: RunPatch, now = Date.now()): Promise<void> {
+    const { sets, params } = patchColumns(patch, 2);
+    if (sets.length === 0) return;
+    await this.#query(
+      `UPDATE runs SET updated_at = $1, ${sets.join(', ')} WHERE id = $${params.length + 2}`,
+      [now, ...params, id],
+    );
+  }
+
+  async decide(decision: DecisionRecord, evaluate: DecisionEvaluator) {
+    return this.#transaction(async (c) => {
+      // The row lock serialises every decision on this run, across replicas, until COMMIT.
+      const { rows } = await c.query('SELECT * FROM runs WHERE id = $1 FOR UPDATE', [decision.runId]);
+      if (!rows[0]) throw new StorageError(`Run ${decision.runId} vanished during a decision.`);
+      const run = toRun(rows[0]);
+      const decisions = await listDecisionsWith(c, decision.runId);
+      const judged = evaluate(run, decisions, decision);
+      if (judged.record) {
+        await c.query('INSERT INTO decisions (run_id, user_id, decision, at) VALUES ($1, $2, $3, $4)', [
+          decision.runId,
+          decision.userId,
+          decision.decision,
+          decision.at,
+        ]);
+      }
+      if (judged.nextState && judged.nextState !== run.state) {
+        const approvedAt = judged.nextState === 'approved' ? decision.at : run.approvedAt;
+        await c.query(
+          'UPDATE runs SET state = $1, approved_at = $2, updated_at = $3 WHERE id = $4 AND state = $5',
+          [judged.nextState, approvedAt, decision.at, run.id, run.state],
+        );
+        run.state = judged.nextState;
+        run.approvedAt = approvedAt;
+      }
+      return { outcome: judged.outcome, run };
+    });
+  }
+
+  async listDecisions(runId: string): Promise<DecisionRecord[]> {
+    return this.#withClient((c) => listDecisionsWith(c, runId));
+  }
+
+  async appendAudit(
+    entry: AuditInput,
+    chain: (prevHash: string, seq: number, entry: AuditInput) => string,
+  ): Promise<AuditRecord> {
+    return this.#transaction(async (c) => {
+      // One appender at a time in the whole database, until COMMIT or ROLLBACK (or the connection dies).
+      await c.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
+      const { rows } = await c.query('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+      const last = rows[0];
+      const seq = last ? Number(last.seq) + 1 : 1;
+      const prevHash = last ? String(last.hash) : GENESIS_HASH;
+      const hash = chain(prevHash, seq, entry);
+      await c.query(
+        'INSERT INTO audit (seq, at, run_id, type, actor, data, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+        [seq, entry.at, entry.runId, entry.type, entry.actor, JSON.stringify(entry.data), prevHash, hash],
+      );
+      return { ...entry, seq, prevHash, hash };
+    });
+  }
+
+  async listAudit(
+    filter: { runId?: string; afterSeq?: number; limit?: number } = {},
+  ): Promise<AuditRecord[]> {
+    const params: unknown[] = [filter.afterSeq ?? 0];
+    let where = 'seq > $1';
+    if (filter.runId) {
+      params.push(filter.runId);
+      where += ' AND run_id = $2';
+    }
+    params.push(filter.limit ?? null);
+    const { rows } = await this.#query(
+      `SELECT * FROM audit WHERE ${where} ORDER BY seq LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      at: Number(r.at),
+      runId: r.run_id === null ? null : String(r.run_id),
+      type: String(r.type),
+      actor: r.actor === null ? null : String(r.actor),
+      data: JSON.parse(String(r.data)) as Json,
+      prevHash: String(r.prev_hash),
+      hash: String(r.hash),
+    }));
+  }
+
+  async claimScheduleSlot(
+    scheduleId: string,
+    slot: number,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<boolean> {
+    // One statement: insert the claim, or take over an unfinished one whose lease ran out. Concurrent
+    // claimers wait on the row and re-check the condition, so exactly one gets a row back.
+    const result = await this.#query(
+      `INSERT INTO schedule_slots (schedule_id, slot, claimed_by, claimed_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (schedule_id, slot) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at
+       WHERE schedule_slots.finished_at IS NULL AND schedule_slots.claimed_at < $5`,
+      [scheduleId, slot, owner, now, now - leaseMs],
+    );
+    return result.rowCount === 1;
+  }
+
+  async finishScheduleSlot(scheduleId: string, slot: number, summary: Json, now: number): Promise<void> {
+    await this.#query(
+      'UPDATE schedule_slots SET finished_at = $1, summary = $2 WHERE schedule_id = $3 AND slot = $4',
+      [now, JSON.stringify(summary), scheduleId, slot],
+    );
+  }
+
+  async lastScheduleSlot(scheduleId: string): Promise<ScheduleSlot | undefined> {
+    const { rows } = await this.#query(
+      'SELECT * FROM schedule_slots WHERE schedule_id = $1 ORDER BY slot DESC LIMIT 1',
+      [scheduleId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return {
+      scheduleId: String(row.schedule_id),
+      slot: Number(row.slot),
+      claimedBy: String(row.claimed_by),
+      claimedAt: Number(row.claimed_at),
+      finishedAt: row.finished_at === null ? null : Number(row.finished_at),
+      summary: fromJson(row.summary),
+    };
+  }
+
+  async heartbeatRuns(owner: string, now: number): Promise<number> {
+    const result = await this.#query(
+      `UPDATE runs SET heartbeat_at = $1 WHERE executor = $2 AND ${IN_FLIGHT}`,
+      [now, owner],
+    );
+    return result.rowCount ?? 0;
+  }
+
+  async listOrphanedRuns(staleBefore: number, limit: number): Promise<RunRecord[]> {
+    const { rows } = await this.#query(
+      `SELECT * FROM runs WHERE ${IN_FLIGHT} AND COALESCE(heartbeat_at, 0) < $1 AND updated_at < $1
+       ORDER BY updated_at, id LIMIT $2`,
+      [staleBefore, limit],
+    );
+    return rows.map(toRun);
+  }
+
+  async claimOrphanedRun(id: string, owner: string, now: number, staleBefore: number): Promise<boolean> {
+    const result = await this.#query(
+      `UPDATE runs SET executor = $1, heartbeat_at = $2
+       WHERE id = $3 AND ${IN_FLIGHT} AND COALESCE(heartbeat_at, 0) < $4 AND updated_at < $4`,
+      [owner, now, id, staleBefore],
+    );
+    return result.rowCount === 1;
+  }
+
+  async putSnooze(snooze: SnoozeRecord): Promise<void> {
+    await this.#query(
+      `INSERT INTO snoozes (account_id, key_id, "until", reason, "by", at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (account_id, key_id) DO UPDATE
+         SET "until" = excluded."until", reason = excluded.reason, "by" = excluded."by", at = excluded.at`,
+      [snooze.accountId, snooze.keyId, snooze.until, snooze.reason, snooze.by, snooze.at],
+    );
+  }
+
+  async activeSnoozes(now: number): Promise<SnoozeRecord[]> {
+    const { rows } = await this.#query(
+      'SELECT * FROM snoozes WHERE "until" > $1 ORDER BY account_id, key_id',
+      [now],
+    );
+    return rows.map((r) => ({
+      accountId: String(r.account_id),
+      keyId: String(r.key_id),
+      until: Number(r.until),
+      reason: String(r.reason),
+      by: String(r.by),
+      at: Number(r.at),
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  async #connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (cause) {
+      throw toStorageError(cause);
+    }
+    // A connection that drops between two queries of a transaction emits 'error' on the checked-out
+    // client; the failing query reports it, so the event itself only needs a listener.
+    if (!this.#guarded.has(client)) {
+      client.on('error', () => undefined);
+      this.#guarded.add(client);
+    }
+    return client;
+  }
+
+  async #query(text: string, params: unknown[] = []): Promise<pg.QueryResult<Row>> {
+    return this.#withClient((c) => c.query<Row>(text, params));
+  }
+
+  async #withClient<T>(work: (client: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.#connect();
+    let failure: unknown;
+    try {
+      return await work(client);
+    } catch (error) {
+      failure = error;
+      throw toStorageError(error);
+    } finally {
+      client.release(isConnectionError(failure) ? (failure as Error) : undefined);
+    }
+  }
+
+  async #transaction<T>(work: (client: Queryable) => Promise<T>): Promise<T> {
+    return this.#withClient(async (c) => {
+      await c.query('BEGIN');
+      try {
+        const result = await work(c);
+        await c.query('COMMIT');
+        return result;
+      } catch (error) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
+  }
+}
+
+async function listDecisionsWith(c: Queryable, runId: string): Promise<DecisionRecord[]> {
+  const { rows } = await c.query<Row>('SELECT * FROM decisions WHERE run_id = $1 ORDER BY at, user_id', [
+    runId,
+  ]);
+  return rows.map((r) => ({
+    runId: String(r.run_id),
+    userId: String(r.user_id),
+    decision: r.decision === 'deny' ? 'deny' : 'approve',
+    at: Number(r.at),
+  }));
+}
+
+// Connection-level failures (as opposed to the database refusing a statement): node's socket errors,
+// libpq's SQLSTATE class 08, and the server shutting down (57P01–57P03).
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+
+/** Whether an error means the database could not be reached (rather than that it refused a statement). */
+export function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable/i.test(
+    error.message,
+  );
+}
+
+function toStorageError(cause: unknown, refused = 'The database refused the operation.'): StorageError {
+  if (cause instanceof StorageError) return cause;
+  if (isConnectionError(cause)) return new StorageError('quell cannot reach its database.', { cause });
+  return new StorageError(refused, { cause });
+}
+
+const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
+  plan: 'plan',
+  planHash: 'plan_hash',
+  requiredApprovals: 'required_approvals',
+  expiresAt: 'expires_at',
+  approvedAt: 'approved_at',
+  messageTs: 'message_ts',
+  result: 'result',
+  error: 'error',
+  accountAlias: 'account_alias',
+  accountId: 'account_id',
+  region: 'region',
+  breakGlass: 'break_glass',
+  reviewState: 'review_state',
+  executor: 'executor',
+  heartbeatAt: 'heartbeat_at',
+};
+const JSON_FIELDS = new Set<keyof RunPatch>(['plan', 'result', 'error']);
+
+/** `column = $n` for each patched field, numbering parameters from `first`. */
+function patchColumns(patch: RunPatch, first: number): { sets: string[]; params: unknown[] } {
+  const sets: string[] = [];
+  const params: unknown[] = [];
+  for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof RunPatch, string][]) {
+    if (!(key in patch)) continue;
+    const value = patch[key];
+    sets.push(`${column} = $${first + params.length}`);
+    params.push(JSON_FIELDS.has(key) ? toJson(value as Json | null) : (value ?? null));
+  }
+  return { sets, params };
+}
+
+function toJson(value: Json | null | undefined): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}
+
+function fromJson(value: unknown): Json | null {
+  return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
+}
+
+function toRun(row: Row): RunRecord {
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return {
+    id: String(row.id),
+    runbook: String(row.runbook),
+    kind: row.kind === 'undo' ? 'undo' : 'run',
+    parentRunId: str(row.parent_run_id),
+    state: String(row.state) as RunState,
+    source: row.source === 'cli' ? 'cli' : 'slack',
+    requester: String(row.requester),
+    channel: String(row.channel),
+    reason: str(row.reason),
+    input: fromJson(row.input) ?? {},
+    accountAlias: str(row.account_alias),
+    accountId: str(row.account_id),
+    region: str(row.region),
+    plan: fromJson(row.plan),
+    planHash: str(row.plan_hash),
+    requiredApprovals: Number(row.required_approvals),
+    breakGlass: row.break_glass === true,
+    reviewState: row.review_state === 'pending' || row.review_state === 'reviewed' ? row.review_state : null,
+    expiresAt: num(row.expires_at),
+    approvedAt: num(row.approved_at),
+    messageTs: str(row.message_ts),
+    result: fromJson(row.result),
+    error: fromJson(row.error),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    executor: str(row.executor),
+    heartbeatAt: num(row.heartbeat_at),
+  };
+}

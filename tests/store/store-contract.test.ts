@@ -1,0 +1,493 @@
+/**
+ * One suite, both stores: every Store method against SQLite (a temporary file) and PostgreSQL (a fresh
+ * database in the run's throwaway cluster), including what only matters with several replicas: several
+ * store instances on one database deciding, appending to the audit chain, claiming schedule slots and
+ * taking over orphaned runs at the same time.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { evaluateDecision } from '../../src/approvals/evaluate-decision.ts';
+import { hashAuditEntry, verifyAuditChain } from '../../src/audit/chain.ts';
+import { StorageError } from '../../src/errors.ts';
+import { openStore } from '../../src/store/open-store.ts';
+import type { DecisionOutcome, RunRecord, Store } from '../../src/store/store.ts';
+import { createTestDatabase } from '../support/postgres.ts';
+
+/** A database for one test: its URL, raw SQL for tampering checks, and cleanup. */
+interface Backend {
+  url: string;
+  raw(sql: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const BACKENDS: { name: string; create: () => Promise<Backend> }[] = [
+  {
+    name: 'sqlite',
+    async create() {
+      const dir = mkdtempSync(join(tmpdir(), 'quell-store-'));
+      const path = join(dir, 'quell.db');
+      return {
+        url: `sqlite:${path}`,
+        async raw(sql) {
+          const db = new DatabaseSync(path);
+          try {
+            db.exec(sql);
+          } finally {
+            db.close();
+          }
+        },
+        async cleanup() {
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    async create() {
+      const db = await createTestDatabase('store');
+      return {
+        url: db.url,
+        async raw(sql) {
+          const client = new pg.Client({ connectionString: db.url });
+          await client.connect();
+          try {
+            await client.query(sql);
+          } finally {
+            await client.end();
+          }
+        },
+        cleanup: () => db.drop(),
+      };
+    },
+  },
+];
+
+let counter = 0;
+/** A run record with sensible defaults. */
+function makeRun(overrides: Partial<RunRecord> = {}): RunRecord {
+  counter++;
+  const now = 1_700_000_000_000 + counter;
+  return {
+    id: `r${String(counter).padStart(12, 'a')}`,
+    runbook: 'disable-key',
+    kind: 'run',
+    parentRunId: null,
+    state: 'awaiting_approval',
+    source: 'slack',
+    requester: 'U0RESP',
+    channel: 'C0INCIDENT',
+    reason: null,
+    input: { key: 'AKIAEXAMPLE' },
+    accountAlias: 'prod',
+    accountId: '111111111111',
+    region: 'us-east-1',
+    plan: null,
+    planHash: null,
+    requiredApprovals: 1,
+    breakGlass: false,
+    reviewState: null,
+    expiresAt: null,
+    approvedAt: null,
+    messageTs: '1.0001',
+    result: null,
+    error: null,
+    createdAt: now,
+    updatedAt: now,
+    ...overrides,
+  };
+}
+
+describe.each(BACKENDS)('$name store', ({ create }) => {
+  let backend: Backend;
+  let store: Store;
+  const extra: Store[] = [];
+
+  /** Another store on the same database, as another replica would open it. */
+  async function replica(): Promise<Store> {
+    const s = await openStore(backend.url);
+    extra.push(s);
+    return s;
+  }
+
+  beforeEach(async () => {
+    backend = await create();
+    store = await openStore(backend.url);
+  });
+  afterEach(async () => {
+    for (const s of extra.splice(0)) await s.close();
+    await store.close();
+    await backend.cleanup();
+  });
+
+  it('migrates idempotently, also when several replicas start at once', async () => {
+    await store.migrate();
+    const others = await Promise.all(Array.from({ length: 4 }, () => openStore(backend.url)));
+    extra.push(...others);
+    await Promise.all([store.migrate(), ...others.map((s) => s.migrate())]);
+    await store.ping();
+    const run = makeRun();
+    await store.createRun(run);
+    expect((await others[0]?.getRun(run.id))?.id).toBe(run.id);
+  });
+
+  it('round-trips a run, including JSON with control characters, unicode and booleans', async () => {
+    const run = makeRun({
+      reason: 'pasted in a gist — 🔑',
+      input: { key: 'AKIA', nested: { list: [1, 2.5, null, true], text: 'nul\u0000 and \n newline' } },
+      plan: { summary: 's', calls: [] },
+      planHash: 'a'.repeat(64),
+      breakGlass: true,
+      reviewState: 'pending',
+      expiresAt: 1_800_000_000_000,
+      approvedAt: 1_700_000_000_500,
+      result: { ok: true },
+      error: { code: 'x', message: 'y' },
+      executor: 'replica-a',
+      heartbeatAt: 1_700_000_000_900,
+    });
+    await store.createRun(run);
+    expect(await store.getRun(run.id)).toEqual(run);
+    expect(await store.getRun('rnonexistent00')).toBeUndefined();
+    const minimal = makeRun();
+    await store.createRun(minimal);
+    expect(await store.getRun(minimal.id)).toEqual({ ...minimal, executor: null, heartbeatAt: null });
+  });
+
+  it('refuses a second run with the same id', async () => {
+    const run = makeRun();
+    await store.createRun(run);
+    await expect(store.createRun(run)).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it('lists runs newest first, by requester, channel, parent and state, up to the limit', async () => {
+    const a = makeRun({ requester: 'U0A', channel: 'C0ONE', state: 'succeeded' });
+    const b = makeRun({ requester: 'U0A', channel: 'C0TWO', state: 'awaiting_approval' });
+    const c = makeRun({ requester: 'U0B', channel: 'C0ONE', state: 'failed' });
+    const undo = makeRun({
+      kind: 'undo',
+      parentRunId: a.id,
+      requester: 'U0B',
+      channel: 'C0ONE',
+      state: 'planning',
+    });
+    for (const r of [a, b, c, undo]) await store.createRun(r);
+    const ids = (runs: RunRecord[]) => runs.map((r) => r.id);
+    expect(ids(await store.listRuns({ limit: 10 }))).toEqual([undo.id, c.id, b.id, a.id]);
+    expect(ids(await store.listRuns({ requester: 'U0A', limit: 10 }))).toEqual([b.id, a.id]);
+    expect(ids(await store.listRuns({ channel: 'C0ONE', limit: 10 }))).toEqual([undo.id, c.id, a.id]);
+    expect(ids(await store.listRuns({ parentRunId: a.id, limit: 10 }))).toEqual([undo.id]);
+    expect(ids(await store.listRuns({ states: ['succeeded', 'failed'], limit: 10 }))).toEqual([c.id, a.id]);
+    expect(ids(await store.listRuns({ requester: 'U0B', states: ['failed'], limit: 10 }))).toEqual([c.id]);
+    expect(ids(await store.listRuns({ limit: 2 }))).toEqual([undo.id, c.id]);
+  });
+
+  it('transitions only from the expected states, with the patch', async () => {
+    const run = makeRun({ state: 'approved' });
+    await store.createRun(run);
+    expect(await store.transition(run.id, ['awaiting_approval'], 'running', {}, 5)).toBe(false);
+    expect((await store.getRun(run.id))?.state).toBe('approved');
+    expect(
+      await store.transition(
+        run.id,
+        ['approved'],
+        'running',
+        { executor: 'replica-a', heartbeatAt: 10, result: { started: true } },
+        10,
+      ),
+    ).toBe(true);
+    const running = await store.getRun(run.id);
+    expect(running).toMatchObject({
+      state: 'running',
+      updatedAt: 10,
+      executor: 'replica-a',
+      heartbeatAt: 10,
+      result: { started: true },
+    });
+    expect(await store.transition(run.id, ['approved'], 'running')).toBe(false);
+    expect(await store.transition('rmissing00000', ['approved'], 'running')).toBe(false);
+  });
+
+  it('claims a run for execution exactly once under 30 concurrent transitions from 3 replicas', async () => {
+    const run = makeRun({ state: 'approved' });
+    await store.createRun(run);
+    const stores = [store, await replica(), await replica()];
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        stores[i % 3]?.transition(run.id, ['approved'], 'running', { executor: `replica-${i % 3}` }),
+      ),
+    );
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('patches fields other than the state', async () => {
+    const run = makeRun({ messageTs: null });
+    await store.createRun(run);
+    await store.patchRun(run.id, { messageTs: '123.456', reviewState: 'reviewed', breakGlass: true }, 42);
+    await store.patchRun(run.id, {}, 99);
+    expect(await store.getRun(run.id)).toMatchObject({
+      messageTs: '123.456',
+      reviewState: 'reviewed',
+      breakGlass: true,
+      updatedAt: 42,
+      state: 'awaiting_approval',
+    });
+    await store.patchRun(run.id, { plan: null, error: { message: 'x' } }, 43);
+    expect(await store.getRun(run.id)).toMatchObject({ plan: null, error: { message: 'x' } });
+  });
+
+  it('records decisions in one transaction with the evaluator', async () => {
+    const run = makeRun({ requiredApprovals: 2 });
+    await store.createRun(run);
+    const first = await store.decide(
+      { runId: run.id, userId: 'U0LEAD1', decision: 'approve', at: 100 },
+      evaluateDecision,
+    );
+    expect(first.outcome).toEqual({ kind: 'recorded', approvals: 1, required: 2 });
+    const self = await store.decide(
+      { runId: run.id, userId: 'U0RESP', decision: 'approve', at: 101 },
+      evaluateDecision,
+    );
+    expect(self.outcome).toMatchObject({ kind: 'rejected', reason: 'self' });
+    const duplicate = await store.decide(
+      { runId: run.id, userId: 'U0LEAD1', decision: 'approve', at: 102 },
+      evaluateDecision,
+    );
+    expect(duplicate.outcome).toMatchObject({ kind: 'rejected', reason: 'duplicate' });
+    const second = await store.decide(
+      { runId: run.id, userId: 'U0LEAD2', decision: 'approve', at: 103 },
+      evaluateDecision,
+    );
+    expect(second.outcome).toEqual({ kind: 'approved', approvals: 2, required: 2 });
+    expect(second.run).toMatchObject({ state: 'approved', approvedAt: 103 });
+    expect(await store.getRun(run.id)).toMatchObject({ state: 'approved', approvedAt: 103, updatedAt: 103 });
+    expect(await store.listDecisions(run.id)).toEqual([
+      { runId: run.id, userId: 'U0LEAD1', decision: 'approve', at: 100 },
+      { runId: run.id, userId: 'U0LEAD2', decision: 'approve', at: 103 },
+    ]);
+    const late = await store.decide(
+      { runId: run.id, userId: 'U0LEAD3', decision: 'deny', at: 104 },
+      evaluateDecision,
+    );
+    expect(late.outcome).toMatchObject({ kind: 'rejected', reason: 'closed' });
+    await expect(
+      store.decide({ runId: 'rmissing00000', userId: 'U0X', decision: 'approve', at: 1 }, evaluateDecision),
+    ).rejects.toBeInstanceOf(StorageError);
+  });
+
+  it('50 concurrent decisions from 3 replicas: exactly one approved outcome', async () => {
+    const run = makeRun({ requiredApprovals: 1 });
+    await store.createRun(run);
+    const stores = [store, await replica(), await replica()];
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        (stores[i % 3] as Store).decide(
+          { runId: run.id, userId: `U0APPR${String(i).padStart(3, '0')}`, decision: 'approve', at: 1000 + i },
+          evaluateDecision,
+        ),
+      ),
+    );
+    const kinds = outcomes.map((o) => o.outcome.kind);
+    expect(kinds.filter((k) => k === 'approved')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'rejected')).toHaveLength(49);
+    expect(await store.listDecisions(run.id)).toHaveLength(1);
+    expect((await store.getRun(run.id))?.state).toBe('approved');
+  });
+
+  it('50 concurrent decisions needing 3 approvals: exactly 3 accepted, one of them approving', async () => {
+    const run = makeRun({ requiredApprovals: 3 });
+    await store.createRun(run);
+    const stores = [store, await replica(), await replica()];
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        (stores[i % 3] as Store).decide(
+          { runId: run.id, userId: `U0APPR${String(i).padStart(3, '0')}`, decision: 'approve', at: 1000 + i },
+          evaluateDecision,
+        ),
+      ),
+    );
+    const kinds = outcomes.map((o) => o.outcome.kind);
+    expect(kinds.filter((k) => k === 'approved')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'recorded')).toHaveLength(2);
+    expect(await store.listDecisions(run.id)).toHaveLength(3);
+  });
+
+  it('an approve and a deny racing (20 times): never approved once denied, never both', async () => {
+    const stores = [store, await replica()];
+    for (let i = 0; i < 20; i++) {
+      const run = makeRun();
+      await store.createRun(run);
+      const [approve, deny] = await Promise.all([
+        (stores[i % 2] as Store).decide(
+          { runId: run.id, userId: 'U0LEAD1', decision: 'approve', at: 10 },
+          evaluateDecision,
+        ),
+        (stores[(i + 1) % 2] as Store).decide(
+          { runId: run.id, userId: 'U0LEAD2', decision: 'deny', at: 10 },
+          evaluateDecision,
+        ),
+      ]);
+      const accepted = [approve, deny].filter((o) => o.outcome.kind !== 'rejected');
+      expect(accepted).toHaveLength(1);
+      const final = await store.getRun(run.id);
+      expect(final?.state).toBe(deny.outcome.kind === 'denied' ? 'denied' : 'approved');
+      expect(await store.listDecisions(run.id)).toHaveLength(1);
+    }
+  });
+
+  it('appends a hash chain that verifies, and lists it by run, position and limit', async () => {
+    const entries = [
+      { at: 1, runId: 'rone000000000', type: 'command.received', actor: 'U0A', data: { text: 'nul\u0000' } },
+      { at: 2, runId: null, type: 'approval.rejected', actor: null, data: { n: 1.5, ok: false } },
+      { at: 3, runId: 'rone000000000', type: 'run.finished', actor: null, data: { nested: { a: [1] } } },
+    ];
+    const written = [];
+    for (const e of entries) written.push(await store.appendAudit(e, hashAuditEntry));
+    expect(written.map((w) => w.seq)).toEqual([1, 2, 3]);
+    expect(written[1]?.prevHash).toBe(written[0]?.hash);
+    const all = await store.listAudit();
+    expect(all).toEqual(written);
+    expect(verifyAuditChain(all)).toMatchObject({ ok: true, entries: 3 });
+    expect((await store.listAudit({ runId: 'rone000000000' })).map((e) => e.seq)).toEqual([1, 3]);
+    expect((await store.listAudit({ afterSeq: 1 })).map((e) => e.seq)).toEqual([2, 3]);
+    expect((await store.listAudit({ limit: 2 })).map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  it('keeps one valid chain when 3 replicas append 120 entries at once', async () => {
+    const stores = [store, await replica(), await replica()];
+    await Promise.all(
+      Array.from({ length: 120 }, (_, i) =>
+        (stores[i % 3] as Store).appendAudit(
+          { at: i, runId: null, type: 'test.entry', actor: `replica-${i % 3}`, data: { i } },
+          hashAuditEntry,
+        ),
+      ),
+    );
+    const chain = await store.listAudit();
+    expect(chain.map((e) => e.seq)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+    expect(verifyAuditChain(chain)).toMatchObject({ ok: true, entries: 120 });
+    expect(new Set(chain.map((e) => (e.data as { i: number }).i)).size).toBe(120);
+  });
+
+  it('refuses to edit or delete an audit entry', async () => {
+    await store.appendAudit({ at: 1, runId: null, type: 't', actor: null, data: {} }, hashAuditEntry);
+    await expect(backend.raw("UPDATE audit SET type = 'edited'")).rejects.toThrow(/append-only/);
+    await expect(backend.raw('DELETE FROM audit')).rejects.toThrow(/append-only/);
+    expect(await store.listAudit()).toHaveLength(1);
+  });
+
+  it('claims a schedule slot once, lets another replica take over after the lease, never after finish', async () => {
+    const b = await replica();
+    expect(await store.claimScheduleSlot('reminder-0', 1000, 'replica-a', 1000, 60_000)).toBe(true);
+    // Replica b, within the lease: refused (a is alive and working).
+    expect(await b.claimScheduleSlot('reminder-0', 1000, 'replica-b', 30_000, 60_000)).toBe(false);
+    // a dies without finishing; once the lease has run out b takes over.
+    expect(await b.claimScheduleSlot('reminder-0', 1000, 'replica-b', 61_001, 60_000)).toBe(true);
+    expect(await store.lastScheduleSlot('reminder-0')).toMatchObject({
+      slot: 1000,
+      claimedBy: 'replica-b',
+      claimedAt: 61_001,
+      finishedAt: null,
+      summary: null,
+    });
+    await b.finishScheduleSlot('reminder-0', 1000, { posted: 3 }, 62_000);
+    expect(await store.claimScheduleSlot('reminder-0', 1000, 'replica-c', 999_999, 60_000)).toBe(false);
+    expect(await store.lastScheduleSlot('reminder-0')).toMatchObject({
+      claimedBy: 'replica-b',
+      finishedAt: 62_000,
+      summary: { posted: 3 },
+    });
+    // A later slot is the last one; another schedule is separate.
+    expect(await store.claimScheduleSlot('reminder-0', 2000, 'replica-a', 2000, 60_000)).toBe(true);
+    expect((await store.lastScheduleSlot('reminder-0'))?.slot).toBe(2000);
+    expect(await store.lastScheduleSlot('reminder-1')).toBeUndefined();
+  });
+
+  it('20 replicas claiming one slot (fresh, then after the lease): exactly one wins each time', async () => {
+    const stores = [store, await replica(), await replica()];
+    const claim = (now: number) =>
+      Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          (stores[i % 3] as Store).claimScheduleSlot('daily', 5000, `replica-${i}`, now, 1000),
+        ),
+      );
+    expect((await claim(5000)).filter(Boolean)).toHaveLength(1);
+    expect((await claim(5500)).filter(Boolean)).toHaveLength(0);
+    expect((await claim(7000)).filter(Boolean)).toHaveLength(1);
+  });
+
+  it('stores snoozes, replaces them per key, and lists those in force', async () => {
+    await store.putSnooze({ accountId: '111', keyId: 'AKIA1', until: 100, reason: 'r1', by: 'U0A', at: 1 });
+    await store.putSnooze({ accountId: '111', keyId: 'AKIA2', until: 50, reason: 'r2', by: 'U0A', at: 1 });
+    await store.putSnooze({ accountId: '111', keyId: 'AKIA1', until: 200, reason: 'r3', by: 'U0B', at: 2 });
+    expect(await store.activeSnoozes(60)).toEqual([
+      { accountId: '111', keyId: 'AKIA1', until: 200, reason: 'r3', by: 'U0B', at: 2 },
+    ]);
+    expect(await store.activeSnoozes(10)).toHaveLength(2);
+    expect(await store.activeSnoozes(500)).toEqual([]);
+  });
+
+  it('heartbeats in-flight runs and finds the orphans of a dead replica', async () => {
+    const planning = makeRun({ state: 'planning', executor: 'a', heartbeatAt: 100, updatedAt: 100 });
+    const running = makeRun({ state: 'running', executor: 'a', heartbeatAt: 100, updatedAt: 100 });
+    const approved = makeRun({ state: 'approved', executor: null, heartbeatAt: null, updatedAt: 100 });
+    const noCard = makeRun({ state: 'awaiting_approval', messageTs: null, executor: 'a', updatedAt: 100 });
+    const waiting = makeRun({ state: 'awaiting_approval', messageTs: '1.2', executor: 'a', updatedAt: 100 });
+    const done = makeRun({ state: 'succeeded', executor: 'a', heartbeatAt: 100, updatedAt: 100 });
+    const other = makeRun({ state: 'running', executor: 'b', heartbeatAt: 100, updatedAt: 100 });
+    for (const r of [planning, running, approved, noCard, waiting, done, other]) await store.createRun(r);
+
+    // Replica a is alive: its in-flight runs (planning, running, the card not yet posted) are refreshed.
+    expect(await store.heartbeatRuns('a', 5000)).toBe(3);
+    expect((await store.getRun(running.id))?.heartbeatAt).toBe(5000);
+    expect((await store.getRun(done.id))?.heartbeatAt).toBe(100);
+    expect((await store.getRun(running.id))?.updatedAt).toBe(100);
+    const orphans = await store.listOrphanedRuns(1000, 50);
+    expect(orphans.map((r) => r.id).sort()).toEqual([approved.id, other.id].sort());
+
+    // Later a dies too: everything in flight is orphaned, nothing else.
+    const later = (await store.listOrphanedRuns(6000, 50)).map((r) => r.id).sort();
+    expect(later).toEqual([planning.id, running.id, approved.id, noCard.id, other.id].sort());
+    expect(await store.listOrphanedRuns(6000, 2)).toHaveLength(2);
+  });
+
+  it('lets exactly one of 3 sweeping replicas claim an orphan, and only while it is stale', async () => {
+    const run = makeRun({ state: 'running', executor: 'dead', heartbeatAt: 100, updatedAt: 100 });
+    await store.createRun(run);
+    const stores = [store, await replica(), await replica()];
+    const wins = await Promise.all(
+      Array.from({ length: 15 }, (_, i) =>
+        (stores[i % 3] as Store).claimOrphanedRun(run.id, `replica-${i}`, 10_000, 5000),
+      ),
+    );
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    const claimed = await store.getRun(run.id);
+    expect(claimed?.heartbeatAt).toBe(10_000);
+    expect(claimed?.executor).toMatch(/^replica-\d+$/);
+    // Fresh again, so nobody else may claim it until it goes stale once more.
+    expect(await store.claimOrphanedRun(run.id, 'late', 11_000, 5000)).toBe(false);
+    // A finished run is never an orphan.
+    const done = makeRun({ state: 'failed', executor: 'dead', heartbeatAt: 1, updatedAt: 1 });
+    await store.createRun(done);
+    expect(await store.claimOrphanedRun(done.id, 'x', 10_000, 5000)).toBe(false);
+  });
+
+  it('fails closed with StorageError once the database is gone', async () => {
+    const gone = await replica();
+    await gone.close();
+    await expect(gone.ping()).rejects.toBeInstanceOf(StorageError);
+    await expect(gone.getRun('rabc')).rejects.toBeInstanceOf(StorageError);
+    await expect(
+      gone.appendAudit({ at: 1, runId: null, type: 't', actor: null, data: {} }, hashAuditEntry),
+    ).rejects.toBeInstanceOf(StorageError);
+    const outcome: Promise<{ outcome: DecisionOutcome }> = gone.decide(
+      { runId: 'rabc', userId: 'U0A', decision: 'approve', at: 1 },
+      evaluateDecision,
+    );
+    await expect(outcome).rejects.toBeInstanceOf(StorageError);
+  });
+});
