@@ -187,54 +187,6 @@ export const ReplicasSchema = z
   })
   .prefault({});
 
-/**
- * Where runs and the audit chain live: `sqlite:<path>` for one process, `postgres://…` for several
- * replicas. A PostgreSQL password never goes in the file: it comes from PGPASSWORD in the environment.
- */
-export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
-  if (/^sqlite:.+/.test(url)) return;
-  if (!/^postgres(?:ql)?:\/\/./i.test(url)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'must be sqlite:<path> (or sqlite::memory:), or postgres://user@host:5432/database',
-    });
-    return;
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'is not a valid postgres:// URL' });
-    return;
-  }
-  if (parsed.password || parsed.searchParams.has('password')) {
-    // The message never repeats the URL, which holds the password.
-    ctx.addIssue({
-      code: 'custom',
-      message:
-        'must not contain the database password (secrets never go in this file): remove it from the URL and set PGPASSWORD in the environment',
-    });
-  }
-});
-
-/**
- * How replicas share work. `count` divides every AWS rate limit between the replicas (each paces at
- * 1/count of it); `heartbeat` is how often a replica marks the runs it works on as alive; a run whose
- * replica has not beaten for `orphanAfter` is taken over by another replica (or handed to an operator).
- */
-export const ReplicasSchema = z
-  .object({
-    count: z.number().int().min(1).max(50).default(1),
-    heartbeat: DurationSchema.default(10_000),
-    orphanAfter: DurationSchema.default(60_000),
-  })
-  .strict()
-  .refine((r) => r.orphanAfter >= 2 * r.heartbeat, {
-    message: 'orphanAfter must be at least twice the heartbeat (a live replica must never look dead)',
-    path: ['orphanAfter'],
-  })
-  .prefault({});
-
 export const ConfigSchema = z
   .object({
     slack: z
