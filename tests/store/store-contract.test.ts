@@ -14,7 +14,7 @@ import { evaluateDecision } from '../../src/approvals/evaluate-decision.ts';
 import { hashAuditEntry, verifyAuditChain } from '../../src/audit/chain.ts';
 import { StorageError } from '../../src/errors.ts';
 import { openStore } from '../../src/store/open-store.ts';
-import type { DecisionOutcome, RunRecord, Store } from '../../src/store/store.ts';
+import type { AuditInput, DecisionOutcome, RunRecord, Store } from '../../src/store/store.ts';
 import { createTestDatabase } from '../support/postgres.ts';
 
 /** A database for one test: its URL, raw SQL for tampering checks, and cleanup. */
@@ -340,7 +340,7 @@ describe.each(BACKENDS)('$name store', ({ create }) => {
   });
 
   it('appends a hash chain that verifies, and lists it by run, position and limit', async () => {
-    const entries = [
+    const entries: AuditInput[] = [
       { at: 1, runId: 'rone000000000', type: 'command.received', actor: 'U0A', data: { text: 'nul\u0000' } },
       { at: 2, runId: null, type: 'approval.rejected', actor: null, data: { n: 1.5, ok: false } },
       { at: 3, runId: 'rone000000000', type: 'run.finished', actor: null, data: { nested: { a: [1] } } },
