@@ -123,7 +123,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     ...(options.runbooks ? { runbooks: options.runbooks } : {}),
   });
   const mirror = config.slack.auditChannel
-    ? createAuditChannelSink(app.client, config.slack.auditChannel)
+    ? createAuditChannelSink(app.client, config.slack.auditChannel, log)
     : undefined;
   if (mirror) audit.addSink(mirror.sink);
   registerHandlers(app, { engine, audit, log });

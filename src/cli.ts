@@ -2,11 +2,13 @@
  * The `quell` command line: `start` (the bot), `audit verify` (recompute the hash chain), `iam-policy`
  * (the least-privilege roles generated from the runbooks), `config check`.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { verifyAuditChain } from './audit/chain.ts';
 import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from './aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from './config.ts';
 import { QuellError } from './errors.ts';
+import { assertConfigNamesKnownRunbooks } from './runbooks/engine.ts';
 import { RUNBOOKS } from './runbooks/registry.ts';
 import { configPath, startBot } from './start-bot.ts';
 import { openStore } from './store/open-store.ts';
@@ -38,7 +40,7 @@ export async function runCli(
       );
     if (command === 'config' && sub === 'check') {
       const { path } = configPath(process.env);
-      loadConfigFile(path);
+      assertConfigNamesKnownRunbooks(loadConfigFile(path), RUNBOOKS);
       out(`${path}: valid\n`);
       return 0;
     }
@@ -50,10 +52,18 @@ export async function runCli(
   }
 }
 
+/** The configuration for iam-policy, saying on stderr when it is the example or cannot be read. */
 function readConfig(): Config | undefined {
+  const where = configPath(process.env);
   try {
-    return loadConfigFile(configPath(process.env).path);
-  } catch {
+    const config = loadConfigFile(where.path);
+    if (where.example)
+      process.stderr.write(`note: no quell.yaml or QUELL_CONFIG; role ARNs come from ${where.path}\n`);
+    return config;
+  } catch (error) {
+    process.stderr.write(
+      `note: ${where.path} could not be read (${error instanceof QuellError ? error.message.split('\n')[0] : 'error'}); printing policies without account-specific ARNs\n`,
+    );
     return undefined;
   }
 }
@@ -61,6 +71,12 @@ function readConfig(): Config | undefined {
 async function auditVerify(args: string[], out: (text: string) => void): Promise<number> {
   const { values } = parseArgs({ args, options: { db: { type: 'string' } } });
   const url = values.db ?? loadConfigFile(configPath(process.env).path).storage.url;
+  // Verifying must not create (and report as fine) an empty database at a mistyped path.
+  const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
+  if (file !== undefined && file !== ':memory:' && !existsSync(file)) {
+    out(`no audit database at ${file}\n`);
+    return 1;
+  }
   const store = await openStore(url);
   try {
     const verdict = verifyAuditChain(await store.listAudit());
@@ -89,7 +105,16 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
       permissions: buildPermissionsPolicy(RUNBOOKS, 'respond'),
       trust: buildTrustPolicy(principal, config?.aws.externalId),
     },
-    botPrincipal: { permissions: buildBotPolicy(roles, []) },
+    botPrincipal: {
+      permissions: buildBotPolicy(
+        roles,
+        [
+          'SLACK_BOT_TOKEN_SECRET_ARN',
+          'SLACK_APP_TOKEN_SECRET_ARN',
+          'SLACK_SIGNING_SECRET_SECRET_ARN',
+        ].flatMap((name) => process.env[name] ?? []),
+      ),
+    },
   };
   out(`${JSON.stringify(document, null, 2)}\n`);
   return 0;

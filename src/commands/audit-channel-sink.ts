@@ -5,6 +5,7 @@
  */
 import type { webApi } from '@slack/bolt';
 import type { AuditSink } from '../audit/audit-log.ts';
+import type { Logger } from '../logger.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn } from './escape-text.ts';
 
@@ -28,13 +29,20 @@ const MIRRORED = new Set([
 export function createAuditChannelSink(
   client: webApi.WebClient,
   channel: string,
+  log: Logger,
 ): { sink: AuditSink; drain(): Promise<void> } {
   let queue: Promise<unknown> = Promise.resolve();
   const sink: AuditSink = (record: AuditRecord) => {
     if (!MIRRORED.has(record.type)) return;
     const text = describe(record);
     queue = queue.then(() =>
-      client.chat.postMessage({ channel, text, unfurl_links: false }).catch(() => undefined),
+      client.chat.postMessage({ channel, text, unfurl_links: false }).catch((err: unknown) => {
+        // The chain in the store is intact; only the outside copy has a gap, which must be visible.
+        log.error(
+          { err, seq: record.seq, type: record.type },
+          'could not mirror an audit entry to the audit channel',
+        );
+      }),
     );
     return queue.then(() => undefined);
   };

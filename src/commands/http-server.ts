@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 /** Slack's replay window, applied in both directions. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
-/** Counters the health endpoint reports. */
+/** Counters of what the front door refused (read by tests and the benchmark). */
 export interface HttpCounters {
   rejectedTimestamps: number;
 }

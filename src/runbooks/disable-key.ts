@@ -77,6 +77,12 @@ type UndoData = {
 
 type UndoResult = { keyReactivated: boolean; policyReverted: boolean; failures: string[] };
 
+/** The region of IAM's global endpoint in the partition of `roleArn`. */
+export function iamRegionFor(roleArn: string): string {
+  const partition = roleArn.split(':')[1];
+  return partition === 'aws-us-gov' ? 'us-gov-west-1' : partition === 'aws-cn' ? 'cn-north-1' : 'us-east-1';
+}
+
 /** The inline policy name: one per key, so undoing one key never lifts another key's revocation. */
 export function revokePolicyName(keyId: string): string {
   return `quell-revoke-sessions-${keyId}`;
@@ -486,7 +492,8 @@ export const disableKey = defineRunbook({
     execute: ['iam:UpdateAccessKey', 'iam:PutUserPolicy'],
     undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
   },
-  defaultRegion: () => 'us-east-1',
+  // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).
+  defaultRegion: (account) => iamRegionFor(account.roles.read),
   locateAccount: locateKeyAccount,
   plan: planDisable,
   async recheck(ctx, plan) {

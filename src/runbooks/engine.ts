@@ -21,15 +21,17 @@ import type { AccountConfig, Config } from '../config.ts';
 import {
   ApprovalExpiredError,
   asQuellError,
+  ConfigInvalidError,
+  ErrorCode,
   InputInvalidError,
   NotAllowedError,
   PlanChangedError,
-  QuellError,
+  type QuellError,
   RunNotFoundError,
   RunStateConflictError,
 } from '../errors.ts';
-import type { Logger } from '../logger.ts';
-import type { DecisionRecord, Json, RunRecord, Store } from '../store/store.ts';
+import { createErrorRef, type Logger } from '../logger.ts';
+import type { DecisionRecord, Json, RunRecord, RunState, Store } from '../store/store.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import {
   type AnyRunbook,
@@ -118,6 +120,7 @@ export class Engine {
 
   constructor(deps: EngineDeps) {
     this.#d = { runbooks: RUNBOOKS, now: Date.now, executionTimeoutMs: 5 * 60_000, ...deps };
+    assertConfigNamesKnownRunbooks(this.#d.config, this.#d.runbooks);
   }
 
   get config(): Config {
@@ -192,6 +195,15 @@ export class Engine {
     return this.#track(this.#requestUndo(runId, requester));
   }
 
+  /**
+   * Re-executes a partially applied run under the approval it already has: its requester or an approver
+   * may ask. The runbook's recheck treats the run's own changes as unchanged, so only a changed world
+   * supersedes it; execute then does only what is still missing.
+   */
+  async retry(runId: string, userId: string, channel: string): Promise<RunRecord> {
+    return this.#track(this.#retry(runId, userId, channel));
+  }
+
   /** Marks a break-glass run as reviewed by an approver other than the requester. */
   async review(runId: string, userId: string, channel: string): Promise<RunRecord> {
     const run = await this.#visibleRun(runId, channel);
@@ -224,6 +236,7 @@ export class Engine {
       if (run.expiresAt === null || run.expiresAt > this.#d.now()) continue;
       if (await this.#d.store.transition(run.id, ['awaiting_approval'], 'expired', {}, this.#d.now())) {
         expired++;
+        this.#d.aws.release(run.id);
         await this.#d.audit.record({ type: 'approval.expired', runId: run.id });
         await this.#show(await this.#mustGet(run.id));
       }
@@ -296,9 +309,9 @@ export class Engine {
     const runbook = this.#runbookOf(parent);
     if (runbook.undo === 'irreversible')
       throw new RunStateConflictError(`\`${runbook.id}\` cannot be undone.`);
-    if (parent.kind !== 'run' || parent.state !== 'succeeded') {
+    if (parent.kind !== 'run' || (parent.state !== 'succeeded' && parent.state !== 'partial')) {
       throw new RunStateConflictError(
-        `Only a run that succeeded can be undone; \`${parent.id}\` is ${parent.state}.`,
+        `Only a run that succeeded or was partially applied can be undone; \`${parent.id}\` is ${parent.state}.`,
       );
     }
     const existing = await this.#d.store.listRuns({ parentRunId: parent.id, limit: 20 });
@@ -494,6 +507,9 @@ export class Engine {
       actor: userId,
       data: { decision, outcome: outcome as unknown as Json },
     });
+    if (outcome.kind === 'denied' || (outcome.kind === 'rejected' && outcome.reason === 'expired')) {
+      this.#d.aws.release(runId); // the session assumed while the card waited is no longer needed
+    }
     if (outcome.kind === 'rejected') {
       if (outcome.reason === 'expired') {
         await this.#show(run);
@@ -523,9 +539,38 @@ export class Engine {
     return this.#mustGet(runId);
   }
 
-  /** Executes an approved run exactly once: only the caller whose transition to `running` commits proceeds. */
-  async #execute(runId: string): Promise<void> {
-    if (!(await this.#d.store.transition(runId, ['approved'], 'running', {}, this.#d.now()))) return;
+  async #retry(runId: string, userId: string, channel: string): Promise<RunRecord> {
+    const run = await this.#visibleRun(runId, channel);
+    if (run.state !== 'partial')
+      throw new RunStateConflictError(
+        `Only a partially applied run can be retried; \`${runId}\` is ${run.state.replace('_', ' ')}.`,
+      );
+    if (userId !== run.requester) await assertApprover(this.#d.config, this.#d.directory, userId);
+    const undos = await this.#d.store.listRuns({ parentRunId: run.id, limit: 20 });
+    const undo = undos.find(
+      (r) => !['failed', 'denied', 'expired', 'plan_failed', 'superseded'].includes(r.state),
+    );
+    if (undo)
+      throw new RunStateConflictError(
+        `Run \`${runId}\` has an undo (\`${undo.id}\`, ${undo.state.replace('_', ' ')}); a retry would work against it.`,
+      );
+    await this.#d.audit.record({
+      type: 'run.retried',
+      runId,
+      actor: userId,
+      data: { approvedAt: run.approvedAt },
+    });
+    if (!(await this.#execute(runId, ['partial'])))
+      throw new RunStateConflictError(`Run \`${runId}\` is already being retried.`);
+    return this.#mustGet(runId);
+  }
+
+  /**
+   * Executes an approved (or, for a retry, partially applied) run exactly once: only the caller whose
+   * transition to `running` commits proceeds. Returns whether this caller ran it.
+   */
+  async #execute(runId: string, from: RunState[] = ['approved']): Promise<boolean> {
+    if (!(await this.#d.store.transition(runId, from, 'running', {}, this.#d.now()))) return false;
     const run = await this.#mustGet(runId);
     const runbook = this.#runbookOf(run);
     const procedure = this.#procedureOf(run, runbook);
@@ -546,7 +591,7 @@ export class Engine {
       });
       if (hash !== run.planHash) {
         await this.#supersede(run, runbook, plan.material, material);
-        return;
+        return true;
       }
       await this.#d.audit.record({
         type: 'execute.started',
@@ -571,7 +616,9 @@ export class Engine {
         runId,
         data: { ok: verification.ok, summary: verification.summary, data: verification.data },
       });
-      const state = result.ok && verification.ok ? 'succeeded' : 'failed';
+      // Partly applied: kept open for a retry (same approval) or an undo of what was done.
+      const state: RunState =
+        result.ok && verification.ok ? 'succeeded' : result.partial ? 'partial' : 'failed';
       await this.#d.store.transition(
         runId,
         ['running'],
@@ -589,7 +636,7 @@ export class Engine {
       }
       await this.#d.notifier.reply(
         done,
-        `${state === 'succeeded' ? 'Done' : 'Finished with problems'}: ${result.summary} ${verification.summary}`,
+        `${state === 'succeeded' ? 'Done' : state === 'partial' ? 'Partially applied' : 'Finished with problems'}: ${result.summary} ${verification.summary}`,
       );
     } catch (error) {
       const e = asQuellError(error);
@@ -607,6 +654,7 @@ export class Engine {
       scope.dispose();
       this.#d.aws.release(runId);
     }
+    return true;
   }
 
   async #replan(run: RunRecord, runbook: AnyRunbook, ctx: RunContext): Promise<Plan> {
@@ -745,6 +793,7 @@ export class Engine {
       approvedAt: approvedAt === null ? null : new Date(approvedAt),
       now: () => new Date(this.#d.now()),
       progress: (text: string) => this.#d.notifier.reply(run, text).catch(() => undefined),
+      ledger: this.#d.store,
     };
   }
 
@@ -792,8 +841,13 @@ export class Engine {
 
   async #refuse(runId: string, requester: Requester, error: unknown): Promise<void> {
     const e = asQuellError(error);
-    if (!(e instanceof QuellError) || e.code === 'quell_unknown')
-      this.#d.log.error({ err: error, runId }, 'run could not start');
+    let text = e.message;
+    if (e.code === ErrorCode.Unknown || e.code === ErrorCode.Storage) {
+      // Unexpected: the user gets a reference, the log gets the same reference and the cause.
+      const ref = createErrorRef();
+      this.#d.log.error({ err: error, runId, ref }, 'run could not start');
+      text = `${e.message} (reference \`${ref}\`)`;
+    }
     await this.#d.audit
       .record({
         type: 'command.rejected',
@@ -802,7 +856,7 @@ export class Engine {
         data: { code: e.code, message: e.message },
       })
       .catch((err: unknown) => this.#d.log.error({ err, runId }, 'could not audit a refusal'));
-    await this.#d.notifier.tell(requester, e.message).catch(() => undefined);
+    await this.#d.notifier.tell(requester, text).catch(() => undefined);
   }
 
   #track<T>(work: Promise<T>): Promise<T> {
@@ -813,6 +867,26 @@ export class Engine {
     );
     return work;
   }
+}
+
+/**
+ * Fails closed on a misspelt runbook id in the configuration: a typo under `approvals.runbooks` would
+ * otherwise silently drop that runbook's `requesters` restriction or approval count.
+ */
+export function assertConfigNamesKnownRunbooks(config: Config, runbooks: readonly AnyRunbook[]): void {
+  const known = new Set(runbooks.map((r) => r.id));
+  const problems: string[] = [];
+  for (const id of Object.keys(config.approvals.runbooks)) {
+    if (!known.has(id))
+      problems.push(`approvals.runbooks.${id}: unknown runbook "${id}" (known: ${[...known].join(', ')})`);
+  }
+  for (const [channel, rule] of Object.entries(config.channels)) {
+    rule.runbooks.forEach((id, i) => {
+      if (id !== '*' && !known.has(id))
+        problems.push(`channels.${channel}.runbooks.${i}: unknown runbook "${id}"`);
+    });
+  }
+  if (problems.length > 0) throw new ConfigInvalidError('the configuration', problems);
 }
 
 /** The top-level fields of two material objects that differ, as `field: before → after`. */
