@@ -21,6 +21,7 @@ export type AuditType =
   | 'run.approved'
   | 'run.break_glass'
   | 'run.reviewed'
+  | 'run.retried'
   | 'plan.rechecked'
   | 'plan.changed'
   | 'execute.started'

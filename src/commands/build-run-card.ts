@@ -14,6 +14,8 @@ export const ACTION = {
   deny: 'quell_deny',
   undo: 'quell_undo',
   review: 'quell_review',
+  /** On a partially applied card: runs the remaining changes under the same approval. */
+  retry: 'quell_retry',
 } as const;
 
 /** A Block Kit block (kept loose: Slack validates the shape). */
@@ -30,6 +32,7 @@ const STATE_LABEL: Record<RunState, string> = {
   expired: ':alarm_clock: Expired',
   superseded: ':arrows_counterclockwise: Superseded (the plan changed)',
   plan_failed: ':x: Could not plan',
+  partial: ':warning: Partially applied',
   needs_operator: ':warning: Needs an operator (quell stopped while it ran; see the thread)',
 };
 
@@ -148,7 +151,26 @@ function buildButtons({ run, runbook }: RunView): Block[] {
     ];
   }
   const buttons: Block[] = [];
-  if (run.state === 'succeeded' && run.kind === 'run' && runbook.undo !== 'irreversible') {
+  if (run.state === 'partial') {
+    buttons.push({
+      type: 'button',
+      action_id: ACTION.retry,
+      text: plainText('Retry'),
+      style: 'primary',
+      value: run.id,
+      confirm: {
+        title: plainText('Retry what was not applied?'),
+        text: plainText('The remaining changes run now, under the approval already given.'),
+        confirm: plainText('Retry'),
+        deny: plainText('Cancel'),
+      },
+    });
+  }
+  if (
+    (run.state === 'succeeded' || run.state === 'partial') &&
+    run.kind === 'run' &&
+    runbook.undo !== 'irreversible'
+  ) {
     buttons.push({ type: 'button', action_id: ACTION.undo, text: plainText('Undo'), value: run.id });
   }
   if (run.breakGlass && run.reviewState === 'pending') {

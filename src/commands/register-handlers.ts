@@ -115,6 +115,16 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
       await tellClicker(respond, formatError(error, log, command), log);
     }
   });
+
+  app.action(ACTION.retry, async ({ ack, body, action, respond }) => {
+    await ack();
+    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    try {
+      await engine.retry(runId, body.user.id, body.channel?.id ?? '');
+    } catch (error) {
+      await tellClicker(respond, formatError(error, log, command), log);
+    }
+  });
 }
 
 async function tellClicker(

@@ -11,7 +11,7 @@ import type { AccountConfig } from '../config.ts';
 import { AccountAliasSchema, AwsRegionSchema } from '../config.ts';
 import { InputInvalidError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Json } from '../store/store.ts';
+import type { Json, Store } from '../store/store.ts';
 import type { CommandArgs } from './command-grammar.ts';
 
 export type { Risk } from '../approvals/approval-policy.ts';
@@ -31,6 +31,20 @@ export const ReasonOptionSchema = z
   .min(3, 'reason must be at least 3 characters')
   .max(500, 'reason must be at most 500 characters')
   .optional();
+/** `force=true` overrides a refusal the plan explains (default VPC, rotation already in progress, …). */
+export const ForceOptionSchema = z
+  .enum(['true', 'false'], { error: 'force is `true` or `false`' })
+  .transform((value) => value === 'true')
+  .optional();
+
+/**
+ * The part of the store a runbook may write: records it must keep beside the run (the network-ACL
+ * associations isolate-vpc changes, written before each change so that they can be restored).
+ */
+export type RunLedger = Pick<
+  Store,
+  'recordAclAssociations' | 'updateAclAssociations' | 'listAclAssociations'
+>;
 
 /** What a runbook's code sees: the run, its AWS scope, a logger, an abort signal. */
 export interface RunContext {
@@ -48,6 +62,8 @@ export interface RunContext {
   now(): Date;
   /** Posts a progress line in the run's thread. */
   progress(text: string): Promise<void>;
+  /** Records kept beside the run in the store. */
+  ledger: RunLedger;
 }
 
 /** One API call the plan will make, shown verbatim on the approval card. */
@@ -85,6 +101,12 @@ export interface Outcome<R extends Json = Json> {
   data: R;
   /** Files for the run's thread; the engine uploads them and does not store them. */
   files?: OutcomeFile[];
+  /**
+   * With `ok: false`: some changes were made and some were not. The run is kept as `partial`, from where
+   * it can be retried (under the same approval, so `recheck` must treat the run's own changes as
+   * unchanged) or undone.
+   */
+  partial?: boolean;
 }
 
 /** The three steps that change the world, for a run or its undo. */

@@ -8,6 +8,8 @@ import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StorageError } from '../errors.ts';
 import type {
+  AclAssociationState,
+  AclAssociationUpdate,
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
@@ -17,6 +19,7 @@ import type {
   RunPatch,
   RunRecord,
   RunState,
+  SavedAclAssociation,
   ScheduleSlot,
   SnoozeRecord,
   Store,
@@ -102,6 +105,27 @@ const MIGRATIONS: { version: number; sql: string }[] = [
         at INTEGER NOT NULL,
         PRIMARY KEY (account_id, key_id)
       );
+    `,
+  },
+  {
+    // isolate-vpc: each subnet's network-ACL association before the run moved it (restore reads it back).
+    version: 3,
+    sql: `
+      CREATE TABLE acl_associations (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        subnet_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        vpc_id TEXT NOT NULL,
+        previous_acl_id TEXT NOT NULL,
+        quarantine_acl_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        recorded_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, subnet_id)
+      );
+      CREATE INDEX acl_associations_vpc ON acl_associations(account_id, region, vpc_id, recorded_at);
     `,
   },
   {
@@ -450,6 +474,74 @@ export class SqliteStore implements Store {
     );
   }
 
+  async recordAclAssociations(rows: SavedAclAssociation[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.#transaction(() => {
+      // DO NOTHING: the first record of a subnet in a run holds the original ACL; a retry must not replace it.
+      const insert = this.#db.prepare(
+        `INSERT INTO acl_associations (run_id, subnet_id, account_id, region, vpc_id, previous_acl_id,
+           quarantine_acl_id, state, error, recorded_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, subnet_id) DO NOTHING`,
+      );
+      for (const r of rows) {
+        insert.run(
+          r.runId,
+          r.subnetId,
+          r.accountId,
+          r.region,
+          r.vpcId,
+          r.previousAclId,
+          r.quarantineAclId,
+          r.state,
+          r.error,
+          r.recordedAt,
+          r.updatedAt,
+        );
+      }
+    });
+  }
+
+  async updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void> {
+    if (updates.length === 0) return;
+    this.#transaction(() => {
+      const update = this.#db.prepare(
+        'UPDATE acl_associations SET state = ?, error = ?, updated_at = ? WHERE run_id = ? AND subnet_id = ?',
+      );
+      for (const u of updates) update.run(u.state, u.error, now, u.runId, u.subnetId);
+    });
+  }
+
+  async listAclAssociations(filter: {
+    accountId: string;
+    region: string;
+    vpcId: string;
+    runId?: string;
+  }): Promise<SavedAclAssociation[]> {
+    return this.#guard(() => {
+      const params: string[] = [filter.accountId, filter.region, filter.vpcId];
+      if (filter.runId) params.push(filter.runId);
+      const rows = this.#db
+        .prepare(
+          `SELECT * FROM acl_associations WHERE account_id = ? AND region = ? AND vpc_id = ?
+           ${filter.runId ? 'AND run_id = ?' : ''} ORDER BY recorded_at, run_id, subnet_id`,
+        )
+        .all(...params) as Row[];
+      return rows.map((r) => ({
+        runId: String(r.run_id),
+        subnetId: String(r.subnet_id),
+        accountId: String(r.account_id),
+        region: String(r.region),
+        vpcId: String(r.vpc_id),
+        previousAclId: String(r.previous_acl_id),
+        quarantineAclId: String(r.quarantine_acl_id),
+        state: toAclState(r.state),
+        error: r.error === null ? null : String(r.error),
+        recordedAt: Number(r.recorded_at),
+        updatedAt: Number(r.updated_at),
+      }));
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#db.isOpen) this.#db.close();
   }
@@ -528,6 +620,10 @@ function toJson(value: Json | null | undefined): string | null {
 
 function fromJson(value: unknown): Json | null {
   return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
+}
+
+function toAclState(value: unknown): AclAssociationState {
+  return value === 'isolated' || value === 'failed' || value === 'restored' ? value : 'recorded';
 }
 
 function toRun(row: Row): RunRecord {

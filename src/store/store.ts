@@ -16,6 +16,8 @@ export type RunState =
   | 'expired'
   | 'superseded'
   | 'plan_failed'
+  /** Some changes were made and some were not; waits for a retry (same approval) or an undo. */
+  | 'partial'
   /** The replica executing it died mid-run: nobody can tell whether its AWS calls happened. */
   | 'needs_operator';
 
@@ -149,6 +151,39 @@ export interface SnoozeRecord {
   at: number;
 }
 
+/** Where one subnet stands in a VPC isolation (see SavedAclAssociation). */
+export type AclAssociationState = 'recorded' | 'isolated' | 'failed' | 'restored';
+
+/**
+ * A subnet's network-ACL association as it was before isolate-vpc moved it to a quarantine ACL, written
+ * before the move so that restore-vpc (or the run's Undo) can put it back. One row per isolating run and
+ * subnet; `previousAclId` is written once and never changed, so a retry cannot overwrite the original.
+ */
+export interface SavedAclAssociation {
+  runId: string;
+  accountId: string;
+  region: string;
+  vpcId: string;
+  subnetId: string;
+  /** The ACL the subnet was on before the run moved it. */
+  previousAclId: string;
+  /** The quarantine ACL the run moves it to. */
+  quarantineAclId: string;
+  state: AclAssociationState;
+  /** Why the move (or the restore) failed, as an AWS error code; null otherwise. */
+  error: string | null;
+  recordedAt: number;
+  updatedAt: number;
+}
+
+/** A change of state of one recorded subnet. */
+export interface AclAssociationUpdate {
+  runId: string;
+  subnetId: string;
+  state: AclAssociationState;
+  error: string | null;
+}
+
 /** Which runs to list. */
 export interface RunFilter {
   requester?: string;
@@ -222,5 +257,19 @@ export interface Store {
   putSnooze(snooze: SnoozeRecord): Promise<void>;
   /** Snoozes still in force at `now`. */
   activeSnoozes(now: number): Promise<SnoozeRecord[]>;
+  /**
+   * Records subnets' network-ACL associations before they change. A row that exists for the same run and
+   * subnet is left exactly as it is (its previous ACL is the original one).
+   */
+  recordAclAssociations(rows: SavedAclAssociation[]): Promise<void>;
+  /** Changes the state of recorded associations, in one transaction. */
+  updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void>;
+  /** The recorded associations of one VPC (optionally of one run), oldest first. */
+  listAclAssociations(filter: {
+    accountId: string;
+    region: string;
+    vpcId: string;
+    runId?: string;
+  }): Promise<SavedAclAssociation[]>;
   close(): Promise<void>;
 }
