@@ -31,7 +31,13 @@ export type AuditType =
   | 'verify.finished'
   | 'run.finished'
   | 'undo.requested'
-  | 'session.assumed';
+  | 'session.assumed'
+  | 'run.cancelled'
+  | 'reminder.started'
+  | 'reminder.findings'
+  | 'reminder.posted'
+  | 'reminder.failed'
+  | 'finding.snoozed';
 
 /** One event to record. */
 export interface AuditEvent {

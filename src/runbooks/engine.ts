@@ -45,11 +45,28 @@ import {
 } from './define-runbook.ts';
 import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from './registry.ts';
 
-/** Who asked, and from where. */
+/**
+ * Who asked, and from where. A CLI requester (break-glass, when Slack is down) is in no channel: the
+ * channel guardrails do not apply to it, and every run of it that changes something is break-glass.
+ */
 export interface Requester {
   user: string;
   channel: string;
   source: 'slack' | 'cli';
+}
+
+/** Options of `start`. */
+export interface StartOptions {
+  /**
+   * Asked with the plan before a run that needs no approval (read-only, break-glass) executes; false
+   * cancels the run. The CLI's y/N prompt.
+   */
+  confirm?: (view: RunView) => Promise<boolean>;
+}
+
+/** Whether the channel guardrails apply to the requester (not to the break-glass CLI). */
+function guardedByChannel(requester: Pick<Requester, 'source'>): boolean {
+  return requester.source !== 'cli';
 }
 
 /** A run as people see it: the record, its decisions and its runbook. */
@@ -117,6 +134,8 @@ export function hashMaterial(material: Json): string {
 export class Engine {
   readonly #d: Required<Omit<EngineDeps, 'executionTimeoutMs'>> & { executionTimeoutMs: number };
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** The CLI's confirmation prompts, by run id, asked once the plan is known (see StartOptions). */
+  readonly #confirmations = new Map<string, NonNullable<StartOptions['confirm']>>();
 
   constructor(deps: EngineDeps) {
     this.#d = { runbooks: RUNBOOKS, now: Date.now, executionTimeoutMs: 5 * 60_000, ...deps };
@@ -137,6 +156,20 @@ export class Engine {
     const rule = this.#d.config.channels[channel];
     if (!rule) return [];
     return this.#d.runbooks.filter((r) => rule.runbooks.includes('*') || rule.runbooks.includes(r.id));
+  }
+
+  /** Runbooks this user may start in the channel: the channel's guardrail and per-runbook requesters. */
+  async runbooksAllowedFor(user: string, channel: string): Promise<AnyRunbook[]> {
+    const allowed: AnyRunbook[] = [];
+    for (const runbook of this.runbooksAllowedIn(channel)) {
+      try {
+        await assertRequester(this.#d.config, this.#d.directory, runbook.id, user);
+        allowed.push(runbook);
+      } catch {
+        // not listed as a requester of this runbook
+      }
+    }
+    return allowed;
   }
 
   /**
@@ -171,21 +204,30 @@ export class Engine {
         runbook.usage,
       );
     }
-    assertChannelAllows(this.#d.config, requester.channel, runbook.id, input.account);
+    if (guardedByChannel(requester))
+      assertChannelAllows(this.#d.config, requester.channel, runbook.id, input.account);
     return { runbook, input };
   }
 
   /** Plans a prepared command and asks for approval, or runs it when no approval is needed. */
-  async start(prepared: PreparedCommand, requester: Requester): Promise<RunRecord | undefined> {
-    return this.#track(this.#start(prepared, requester));
+  async start(
+    prepared: PreparedCommand,
+    requester: Requester,
+    options: StartOptions = {},
+  ): Promise<RunRecord | undefined> {
+    const work = this.#start(prepared, requester, options.confirm);
+    return this.#track(work);
   }
 
-  /** Records an approval or a denial from a button click. */
+  /**
+   * Records an approval or a denial from a button click: on the run's card (`channel` is where it was
+   * clicked and must be the run's channel) or in the approver's App Home (`channel` null).
+   */
   async decide(
     runId: string,
     userId: string,
     decision: 'approve' | 'deny',
-    channel: string,
+    channel: string | null,
   ): Promise<RunRecord> {
     return this.#track(this.#decide(runId, userId, decision, channel));
   }
@@ -204,9 +246,12 @@ export class Engine {
     return this.#track(this.#retry(runId, userId, channel));
   }
 
-  /** Marks a break-glass run as reviewed by an approver other than the requester. */
-  async review(runId: string, userId: string, channel: string): Promise<RunRecord> {
-    const run = await this.#visibleRun(runId, channel);
+  /**
+   * Marks a break-glass run as reviewed by an approver other than the requester, from the run's card
+   * (`channel`) or from the approver's App Home (`channel` null: approvers see every run owing a review).
+   */
+  async review(runId: string, userId: string, channel: string | null): Promise<RunRecord> {
+    const run = channel === null ? await this.#knownRun(runId) : await this.#visibleRun(runId, channel);
     await assertApprover(this.#d.config, this.#d.directory, userId);
     if (userId === run.requester)
       throw new NotAllowedError(
@@ -249,9 +294,14 @@ export class Engine {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
-  async #start(prepared: PreparedCommand, requester: Requester): Promise<RunRecord | undefined> {
+  async #start(
+    prepared: PreparedCommand,
+    requester: Requester,
+    confirm?: StartOptions['confirm'],
+  ): Promise<RunRecord | undefined> {
     const { runbook, input } = prepared;
     const runId = newRunId();
+    if (confirm) this.#confirmations.set(runId, confirm);
     await this.#d.audit.record({
       type: 'command.received',
       runId,
@@ -266,7 +316,8 @@ export class Engine {
     try {
       await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
       const account = await this.#resolveAccount(runbook, input, runId, requester);
-      assertChannelAllows(this.#d.config, requester.channel, runbook.id, account.alias);
+      if (guardedByChannel(requester))
+        assertChannelAllows(this.#d.config, requester.channel, runbook.id, account.alias);
       const region = this.#resolveRegion(runbook, input, account);
       const now = this.#d.now();
       const run: RunRecord = {
@@ -406,9 +457,36 @@ export class Engine {
         planHash,
       },
     });
-    const now = this.#d.now();
     const planJson = plan as unknown as Json;
-    const breakGlass = run.requiredApprovals > 0 && isBreakGlass(this.#d.config, run.requester);
+    // A CLI run is break-glass by construction: there is nobody in the terminal to approve it.
+    const breakGlass =
+      run.requiredApprovals > 0 && (run.source === 'cli' || isBreakGlass(this.#d.config, run.requester));
+    const confirm = this.#confirmations.get(run.id);
+    this.#confirmations.delete(run.id);
+    if (confirm && (run.requiredApprovals === 0 || breakGlass)) {
+      const confirmed = await confirm({
+        run: { ...run, plan: planJson, planHash, breakGlass },
+        decisions: [],
+        runbook,
+      });
+      if (!confirmed) {
+        await this.#d.store.transition(
+          run.id,
+          ['planning'],
+          'denied',
+          { plan: planJson, planHash, error: { code: 'cancelled', message: 'The requester cancelled at the prompt.' } },
+          this.#d.now(),
+        );
+        await this.#d.audit.record({
+          type: 'run.cancelled',
+          runId: run.id,
+          actor: run.requester,
+          data: { source: run.source, planHash },
+        });
+        return this.#mustGet(run.id);
+      }
+    }
+    const now = this.#d.now();
     if (run.requiredApprovals === 0 || breakGlass) {
       // Read-only runs need nobody; break-glass runs go now and owe a review afterwards.
       await this.#d.store.transition(
@@ -429,7 +507,7 @@ export class Engine {
           type: 'run.break_glass',
           runId: run.id,
           actor: run.requester,
-          data: { review: 'pending' },
+          data: { review: 'pending', source: run.source },
         });
       await this.#show(await this.#mustGet(run.id));
       await this.#execute(run.id);
@@ -466,7 +544,7 @@ export class Engine {
     runId: string,
     userId: string,
     decision: 'approve' | 'deny',
-    channel: string,
+    channel: string | null,
   ): Promise<RunRecord> {
     if (!isRunId(runId)) {
       await this.#d.audit.record({
@@ -477,7 +555,7 @@ export class Engine {
       throw new RunNotFoundError(runId.slice(0, 20));
     }
     const found = await this.#d.store.getRun(runId);
-    if (!found || found.channel !== channel) {
+    if (!found || (channel !== null && found.channel !== channel)) {
       await this.#d.audit.record({
         type: 'approval.rejected',
         runId: found ? runId : null,
@@ -699,8 +777,9 @@ export class Engine {
     if (accounts.length === 1 && accounts[0]) return accounts[0];
     if (!runbook.locateAccount)
       throw new InputInvalidError(['several accounts are configured: add `account=`'], runbook.usage);
-    // Only the accounts this channel may use are searched.
+    // Only the accounts this channel may use are searched (the CLI is in no channel: all of them).
     const allowed = accounts.filter((a) => {
+      if (!guardedByChannel(requester)) return true;
       try {
         assertChannelAllows(this.#d.config, requester.channel, runbook.id, a.alias);
         return true;
@@ -813,6 +892,14 @@ export class Engine {
     return runbook;
   }
 
+  /** A run by id wherever it was requested (App Home, where approvers act on runs of every channel). */
+  async #knownRun(runId: string): Promise<RunRecord> {
+    if (!isRunId(runId)) throw new RunNotFoundError(runId.slice(0, 20));
+    const run = await this.#d.store.getRun(runId);
+    if (!run) throw new RunNotFoundError(runId);
+    return run;
+  }
+
   async #visibleRun(runId: string, channel: string): Promise<RunRecord> {
     if (!isRunId(runId)) throw new RunNotFoundError(runId.slice(0, 20));
     const run = await this.#d.store.getRun(runId);
@@ -840,6 +927,7 @@ export class Engine {
   }
 
   async #refuse(runId: string, requester: Requester, error: unknown): Promise<void> {
+    this.#confirmations.delete(runId);
     const e = asQuellError(error);
     let text = e.message;
     if (e.code === ErrorCode.Unknown || e.code === ErrorCode.Storage) {
