@@ -21,6 +21,7 @@ export const ErrorCode = {
   ConfigInvalid: 'quell_config_invalid',
   SecretMissing: 'quell_secret_missing',
   Storage: 'quell_storage',
+  RunInterrupted: 'quell_run_interrupted',
   Unknown: 'quell_unknown',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -181,6 +182,16 @@ export class SecretMissingError extends QuellError {
 export class StorageError extends QuellError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.Storage, `${message} Nothing was run; try again once storage is back.`, options);
+  }
+}
+
+/**
+ * The replica executing a run died mid-run; nobody can tell whether its last AWS call took effect, so the
+ * run waits for an operator instead of being retried. `message` says what is known (see orphaned-runs.ts).
+ */
+export class RunInterruptedError extends QuellError {
+  constructor(message: string) {
+    super(ErrorCode.RunInterrupted, message);
   }
 }
 

@@ -21,6 +21,8 @@ export type AuditType =
   | 'run.approved'
   | 'run.break_glass'
   | 'run.reviewed'
+  | 'run.recovered'
+  | 'run.needs_operator'
   | 'run.retried'
   | 'plan.rechecked'
   | 'plan.changed'

@@ -27,6 +27,7 @@ import {
   NotAllowedError,
   PlanChangedError,
   type QuellError,
+  RunInterruptedError,
   RunNotFoundError,
   RunStateConflictError,
 } from '../errors.ts';
@@ -43,6 +44,12 @@ import {
   parseRunbookInput,
   type RunContext,
 } from './define-runbook.ts';
+import {
+  describeInterruptedRun,
+  newReplicaId,
+  type ReplicaOptions,
+  summarizeMutatingCalls,
+} from './orphaned-runs.ts';
 import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from './registry.ts';
 
 /**
@@ -107,6 +114,8 @@ export interface EngineDeps {
   now?: () => number;
   /** How long execute + verify may take before the run is aborted. */
   executionTimeoutMs?: number;
+  /** This replica's identity and when another replica's run counts as orphaned (config `replicas`). */
+  replica?: ReplicaOptions;
 }
 
 const RUN_ID = /^r[a-z2-7]{12}$/;
@@ -136,9 +145,19 @@ export class Engine {
   readonly #inFlight = new Set<Promise<unknown>>();
   /** The CLI's confirmation prompts, by run id, asked once the plan is known (see StartOptions). */
   readonly #confirmations = new Map<string, NonNullable<StartOptions['confirm']>>();
+  /** Runs this process is planning or executing right now: the ones its heartbeat keeps alive. */
+  readonly #working = new Set<string>();
+  /** Since when every heartbeat reached the store (null after a failure). */
+  #connectedSince: number | null = null;
 
   constructor(deps: EngineDeps) {
-    this.#d = { runbooks: RUNBOOKS, now: Date.now, executionTimeoutMs: 5 * 60_000, ...deps };
+    this.#d = {
+      runbooks: RUNBOOKS,
+      now: Date.now,
+      executionTimeoutMs: 5 * 60_000,
+      replica: { id: newReplicaId(), orphanAfterMs: 60_000 },
+      ...deps,
+    };
     assertConfigNamesKnownRunbooks(this.#d.config, this.#d.runbooks);
   }
 
@@ -294,6 +313,152 @@ export class Engine {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
+  /** This replica's identity, recorded as the executor of the runs it works on. */
+  get replicaId(): string {
+    return this.#d.replica.id;
+  }
+
+  /** Shows the store that this replica is alive and still working on its runs; call it periodically. */
+  async heartbeat(): Promise<void> {
+    const now = this.#d.now();
+    try {
+      await this.#d.store.heartbeatRuns(this.#d.replica.id, [...this.#working], now);
+      this.#connectedSince ??= now;
+    } catch (error) {
+      this.#connectedSince = null;
+      throw error;
+    }
+  }
+
+  /**
+   * Takes over the in-flight runs of replicas that died (no heartbeat for `orphanAfter`), each claimed by
+   * one replica with a conditional update: a run still planning is planned again; a card never posted is
+   * posted; an approved run that never started executes now (the claim to `running` stays exactly-once),
+   * unless its approval is older than the approval window; a run that died while executing is never
+   * retried but handed to an operator (`needs_operator`) with what the audit log knows. A replica judges
+   * others only after its own heartbeats have reached the store for `orphanAfter`, so that after a
+   * database outage every live replica has beaten again first.
+   */
+  async recoverOrphans(): Promise<number> {
+    const now = this.#d.now();
+    const { id, orphanAfterMs } = this.#d.replica;
+    if (this.#connectedSince === null || now - this.#connectedSince < orphanAfterMs) return 0;
+    const staleBefore = now - orphanAfterMs;
+    let claimed = 0;
+    for (const orphan of await this.#d.store.listOrphanedRuns(staleBefore, 20)) {
+      if (!(await this.#d.store.claimOrphanedRun(orphan.id, id, now, staleBefore))) continue;
+      claimed++;
+      await this.#track(this.#recover(orphan)).catch((err: unknown) =>
+        this.#d.log.error({ err, runId: orphan.id }, 'could not recover an orphaned run'),
+      );
+    }
+    return claimed;
+  }
+
+  async #recover(orphan: RunRecord): Promise<void> {
+    const from = { replica: orphan.executor ?? null, heartbeatAt: orphan.heartbeatAt ?? null };
+    const base = { runId: orphan.id, actor: this.#d.replica.id };
+    if (orphan.state === 'running') {
+      const calls = summarizeMutatingCalls(await this.#d.store.listAudit({ runId: orphan.id }));
+      const error = new RunInterruptedError(describeInterruptedRun(orphan, calls));
+      const patch = { error: errorJson(error), executor: this.#d.replica.id };
+      if (!(await this.#d.store.transition(orphan.id, ['running'], 'needs_operator', patch, this.#d.now())))
+        return;
+      await this.#d.audit.record({
+        ...base,
+        type: 'run.needs_operator',
+        data: { ...from, unfinished: calls.unfinished, completed: calls.completed, refused: calls.refused },
+      });
+      const stuck = await this.#mustGet(orphan.id);
+      await this.#show(stuck);
+      await this.#d.notifier.reply(stuck, `:warning: Needs an operator. ${error.message}`);
+      return;
+    }
+    if (orphan.state === 'approved') {
+      const approvedAt = orphan.approvedAt ?? orphan.updatedAt;
+      if (this.#d.now() - approvedAt > this.#d.config.approvals.expiresIn) {
+        const error = new ApprovalExpiredError(orphan.id);
+        const message = `Approved at ${new Date(approvedAt).toISOString()}, but the replica that should have executed it stopped, and the approval window has passed since; nothing was run. Request it again if it is still needed.`;
+        if (
+          await this.#d.store.transition(
+            orphan.id,
+            ['approved'],
+            'expired',
+            { error: { code: error.code, message } },
+            this.#d.now(),
+          )
+        ) {
+          await this.#d.audit.record({
+            ...base,
+            type: 'run.recovered',
+            data: { ...from, action: 'expired' },
+          });
+          const expired = await this.#mustGet(orphan.id);
+          await this.#show(expired);
+          await this.#d.notifier.reply(expired, message);
+        }
+        return;
+      }
+      await this.#d.audit.record({ ...base, type: 'run.recovered', data: { ...from, action: 'execute' } });
+      await this.#execute(orphan.id);
+      return;
+    }
+    if (orphan.state === 'awaiting_approval') {
+      await this.#d.audit.record({ ...base, type: 'run.recovered', data: { ...from, action: 'post card' } });
+      await this.#show(orphan);
+      return;
+    }
+    // Planning is read-only: plan again, and ask for approval as the dead replica would have.
+    const runbook = this.#runbookOf(orphan);
+    await this.#d.audit.record({ ...base, type: 'run.recovered', data: { ...from, action: 'plan again' } });
+    let makePlan: (ctx: RunContext) => Promise<Plan> = (ctx) => runbook.plan(ctx, orphan.input);
+    if (orphan.kind === 'undo') {
+      const source = undoSource(await this.#mustGet(orphan.parentRunId ?? ''));
+      const undo = runbook.undo;
+      if (undo === 'irreversible') throw new RunStateConflictError(`\`${runbook.id}\` cannot be undone.`);
+      makePlan = (ctx) => undo.plan(ctx, source);
+    }
+    try {
+      await this.#planAndRequest(orphan, runbook, makePlan, { owned: true });
+    } catch (error) {
+      const e = asQuellError(error);
+      await this.#d.notifier
+        .tell(
+          { user: orphan.requester, channel: orphan.channel, source: orphan.source },
+          `\`${orphan.runbook}\` (run \`${orphan.id}\`) was planned again after a quell replica stopped, and planning failed: ${e.message}`,
+        )
+        .catch(() => undefined);
+    }
+  }
+
+  /** Plans as #planAndRequestUntracked, with the run recorded as this replica's and kept alive meanwhile. */
+  async #planAndRequest(
+    run: RunRecord,
+    runbook: AnyRunbook,
+    makePlan: (ctx: RunContext) => Promise<Plan>,
+    options: { owned?: boolean } = {},
+  ): Promise<RunRecord> {
+    this.#working.add(run.id);
+    try {
+      // A recovered run was claimed already; a new one becomes this replica's here.
+      if (!options.owned)
+        await this.#d.store.patchRun(run.id, { executor: this.#d.replica.id, heartbeatAt: this.#d.now() });
+      return await this.#planAndRequestUntracked(run, runbook, makePlan);
+    } finally {
+      this.#working.delete(run.id);
+    }
+  }
+
+  /** Executes as #executeUntracked, with the run kept alive by this replica's heartbeat meanwhile. */
+  async #execute(runId: string, from: RunState[] = ['approved']): Promise<boolean> {
+    this.#working.add(runId);
+    try {
+      return await this.#executeUntracked(runId, from);
+    } finally {
+      this.#working.delete(runId);
+    }
+  }
+
   async #start(
     prepared: PreparedCommand,
     requester: Requester,
@@ -416,7 +581,7 @@ export class Engine {
     }
   }
 
-  async #planAndRequest(
+  async #planAndRequestUntracked(
     run: RunRecord,
     runbook: AnyRunbook,
     makePlan: (ctx: RunContext) => Promise<Plan>,
@@ -647,8 +812,9 @@ export class Engine {
    * Executes an approved (or, for a retry, partially applied) run exactly once: only the caller whose
    * transition to `running` commits proceeds. Returns whether this caller ran it.
    */
-  async #execute(runId: string, from: RunState[] = ['approved']): Promise<boolean> {
-    if (!(await this.#d.store.transition(runId, from, 'running', {}, this.#d.now()))) return false;
+  async #executeUntracked(runId: string, from: RunState[] = ['approved']): Promise<boolean> {
+    const claim = { executor: this.#d.replica.id, heartbeatAt: this.#d.now() };
+    if (!(await this.#d.store.transition(runId, from, 'running', claim, this.#d.now()))) return false;
     const run = await this.#mustGet(runId);
     const runbook = this.#runbookOf(run);
     const procedure = this.#procedureOf(run, runbook);

@@ -10,6 +10,8 @@
 import pg from 'pg';
 import { StorageError } from '../errors.ts';
 import type {
+  AclAssociationState,
+  AclAssociationUpdate,
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
@@ -19,6 +21,7 @@ import type {
   RunPatch,
   RunRecord,
   RunState,
+  SavedAclAssociation,
   ScheduleSlot,
   SnoozeRecord,
   Store,
@@ -113,6 +116,27 @@ const MIGRATIONS: { version: number; sql: string }[] = [
         at BIGINT NOT NULL,
         PRIMARY KEY (account_id, key_id)
       );
+    `,
+  },
+  {
+    // isolate-vpc: each subnet's network-ACL association before the run moved it (restore reads it back).
+    version: 3,
+    sql: `
+      CREATE TABLE acl_associations (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        subnet_id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        region TEXT NOT NULL,
+        vpc_id TEXT NOT NULL,
+        previous_acl_id TEXT NOT NULL,
+        quarantine_acl_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        recorded_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, subnet_id)
+      );
+      CREATE INDEX acl_associations_vpc ON acl_associations(account_id, region, vpc_id, recorded_at);
     `,
   },
   {
@@ -433,10 +457,11 @@ export class PostgresStore implements Store {
     };
   }
 
-  async heartbeatRuns(owner: string, now: number): Promise<number> {
+  async heartbeatRuns(owner: string, ids: readonly string[], now: number): Promise<number> {
+    if (ids.length === 0) return 0;
     const result = await this.#query(
-      `UPDATE runs SET heartbeat_at = $1 WHERE executor = $2 AND ${IN_FLIGHT}`,
-      [now, owner],
+      `UPDATE runs SET heartbeat_at = $1 WHERE executor = $2 AND id = ANY($3) AND ${IN_FLIGHT}`,
+      [now, owner, [...ids]],
     );
     return result.rowCount ?? 0;
   }
@@ -457,6 +482,73 @@ export class PostgresStore implements Store {
       [owner, now, id, staleBefore],
     );
     return result.rowCount === 1;
+  }
+
+  async recordAclAssociations(rows: SavedAclAssociation[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#transaction(async (c) => {
+      // DO NOTHING: the first record of a subnet in a run holds the original ACL; a retry must not replace it.
+      for (const r of rows) {
+        await c.query(
+          `INSERT INTO acl_associations (run_id, subnet_id, account_id, region, vpc_id, previous_acl_id,
+             quarantine_acl_id, state, error, recorded_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (run_id, subnet_id) DO NOTHING`,
+          [
+            r.runId,
+            r.subnetId,
+            r.accountId,
+            r.region,
+            r.vpcId,
+            r.previousAclId,
+            r.quarantineAclId,
+            r.state,
+            r.error,
+            r.recordedAt,
+            r.updatedAt,
+          ],
+        );
+      }
+    });
+  }
+
+  async updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void> {
+    if (updates.length === 0) return;
+    await this.#transaction(async (c) => {
+      for (const u of updates) {
+        await c.query(
+          'UPDATE acl_associations SET state = $1, error = $2, updated_at = $3 WHERE run_id = $4 AND subnet_id = $5',
+          [u.state, u.error, now, u.runId, u.subnetId],
+        );
+      }
+    });
+  }
+
+  async listAclAssociations(filter: {
+    accountId: string;
+    region: string;
+    vpcId: string;
+    runId?: string;
+  }): Promise<SavedAclAssociation[]> {
+    const params: string[] = [filter.accountId, filter.region, filter.vpcId];
+    if (filter.runId) params.push(filter.runId);
+    const { rows } = await this.#query(
+      `SELECT * FROM acl_associations WHERE account_id = $1 AND region = $2 AND vpc_id = $3
+       ${filter.runId ? 'AND run_id = $4' : ''} ORDER BY recorded_at, run_id, subnet_id`,
+      params,
+    );
+    return rows.map((r) => ({
+      runId: String(r.run_id),
+      subnetId: String(r.subnet_id),
+      accountId: String(r.account_id),
+      region: String(r.region),
+      vpcId: String(r.vpc_id),
+      previousAclId: String(r.previous_acl_id),
+      quarantineAclId: String(r.quarantine_acl_id),
+      state: toAclState(r.state),
+      error: r.error === null ? null : String(r.error),
+      recordedAt: Number(r.recorded_at),
+      updatedAt: Number(r.updated_at),
+    }));
   }
 
   async putSnooze(snooze: SnoozeRecord): Promise<void> {
@@ -619,6 +711,10 @@ function toJson(value: Json | null | undefined): string | null {
 
 function fromJson(value: unknown): Json | null {
   return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
+}
+
+function toAclState(value: unknown): AclAssociationState {
+  return value === 'isolated' || value === 'failed' || value === 'restored' ? value : 'recorded';
 }
 
 function toRun(row: Row): RunRecord {

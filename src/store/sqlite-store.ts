@@ -413,12 +413,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  async heartbeatRuns(owner: string, now: number): Promise<number> {
+  async heartbeatRuns(owner: string, ids: readonly string[], now: number): Promise<number> {
+    if (ids.length === 0) return 0;
     return this.#guard(() =>
       Number(
         this.#db
-          .prepare(`UPDATE runs SET heartbeat_at = ? WHERE executor = ? AND ${IN_FLIGHT}`)
-          .run(now, owner).changes,
+          .prepare(
+            `UPDATE runs SET heartbeat_at = ? WHERE executor = ? AND id IN (${ids.map(() => '?').join(', ')}) AND ${IN_FLIGHT}`,
+          )
+          .run(now, owner, ...ids).changes,
       ),
     );
   }

@@ -242,10 +242,11 @@ export interface Store {
   /** The most recent slot of a schedule (claimed or finished), if any. */
   lastScheduleSlot(scheduleId: string): Promise<ScheduleSlot | undefined>;
   /**
-   * Refreshes the heartbeat of every run `owner` has in flight. A run is in flight while some replica must
-   * still act on it: planning, approved (not yet claimed), running, or awaiting approval with no card yet.
+   * Refreshes the heartbeat of the runs `owner` is working on right now (`ids`), where it is still their
+   * executor and they are still in flight. A run is in flight while some replica must still act on it:
+   * planning, approved (not yet claimed), running, or awaiting approval with no card yet.
    */
-  heartbeatRuns(owner: string, now: number): Promise<number>;
+  heartbeatRuns(owner: string, ids: readonly string[], now: number): Promise<number>;
   /** In-flight runs whose heartbeat and last change are both older than `staleBefore` (their replica died). */
   listOrphanedRuns(staleBefore: number, limit: number): Promise<RunRecord[]>;
   /**

@@ -431,6 +431,61 @@ describe.each(BACKENDS)('$name store', ({ create }) => {
     expect(await store.activeSnoozes(500)).toEqual([]);
   });
 
+  it('records ACL associations once per run and subnet, updates their state, lists them per VPC', async () => {
+    const first = makeRun({ state: 'running' });
+    const second = makeRun({ state: 'running' });
+    await store.createRun(first);
+    await store.createRun(second);
+    const row = (runId: string, subnetId: string, previousAclId: string, at: number) => ({
+      runId,
+      subnetId,
+      accountId: '111111111111',
+      region: 'eu-west-1',
+      vpcId: 'vpc-0abc',
+      previousAclId,
+      quarantineAclId: 'acl-quarantine',
+      state: 'recorded' as const,
+      error: null,
+      recordedAt: at,
+      updatedAt: at,
+    });
+    await store.recordAclAssociations([
+      row(first.id, 'subnet-1', 'acl-orig1', 10),
+      row(first.id, 'subnet-2', 'acl-orig2', 10),
+    ]);
+    // A retry records again: the original previous ACL is kept.
+    await store.recordAclAssociations([row(first.id, 'subnet-1', 'acl-quarantine', 20)]);
+    await store.recordAclAssociations([]);
+    await store.updateAclAssociations(
+      [
+        { runId: first.id, subnetId: 'subnet-1', state: 'isolated', error: null },
+        { runId: first.id, subnetId: 'subnet-2', state: 'failed', error: 'InvalidAssociationID.NotFound' },
+      ],
+      30,
+    );
+    await store.recordAclAssociations([row(second.id, 'subnet-1', 'acl-quarantine', 40)]);
+    const all = await store.listAclAssociations({
+      accountId: '111111111111',
+      region: 'eu-west-1',
+      vpcId: 'vpc-0abc',
+    });
+    expect(all.map((r) => [r.runId, r.subnetId, r.previousAclId, r.state, r.error, r.updatedAt])).toEqual([
+      [first.id, 'subnet-1', 'acl-orig1', 'isolated', null, 30],
+      [first.id, 'subnet-2', 'acl-orig2', 'failed', 'InvalidAssociationID.NotFound', 30],
+      [second.id, 'subnet-1', 'acl-quarantine', 'recorded', null, 40],
+    ]);
+    const one = await store.listAclAssociations({
+      accountId: '111111111111',
+      region: 'eu-west-1',
+      vpcId: 'vpc-0abc',
+      runId: second.id,
+    });
+    expect(one).toHaveLength(1);
+    expect(
+      await store.listAclAssociations({ accountId: '111111111111', region: 'us-east-1', vpcId: 'vpc-0abc' }),
+    ).toEqual([]);
+  });
+
   it('heartbeats in-flight runs and finds the orphans of a dead replica', async () => {
     const planning = makeRun({ state: 'planning', executor: 'a', heartbeatAt: 100, updatedAt: 100 });
     const running = makeRun({ state: 'running', executor: 'a', heartbeatAt: 100, updatedAt: 100 });
@@ -441,8 +496,10 @@ describe.each(BACKENDS)('$name store', ({ create }) => {
     const other = makeRun({ state: 'running', executor: 'b', heartbeatAt: 100, updatedAt: 100 });
     for (const r of [planning, running, approved, noCard, waiting, done, other]) await store.createRun(r);
 
-    // Replica a is alive: its in-flight runs (planning, running, the card not yet posted) are refreshed.
-    expect(await store.heartbeatRuns('a', 5000)).toBe(3);
+    // Replica a is alive and working on these runs: those still in flight and still its own are refreshed.
+    const working = [planning.id, running.id, noCard.id, waiting.id, done.id, other.id];
+    expect(await store.heartbeatRuns('a', working, 5000)).toBe(3);
+    expect(await store.heartbeatRuns('a', [], 5000)).toBe(0);
     expect((await store.getRun(running.id))?.heartbeatAt).toBe(5000);
     expect((await store.getRun(done.id))?.heartbeatAt).toBe(100);
     expect((await store.getRun(running.id))?.updatedAt).toBe(100);
