@@ -13,13 +13,22 @@ import { AwsSessions } from './aws/sessions.ts';
 import { createAuditChannelSink } from './commands/audit-channel-sink.ts';
 import { createBoltLogger } from './commands/bolt-logger.ts';
 import { createHttpServer } from './commands/http-server.ts';
+import { registerAppHome } from './commands/register-app-home.ts';
+import { registerFindingHandlers } from './commands/register-finding-handlers.ts';
 import { registerHandlers } from './commands/register-handlers.ts';
 import { createSlackDirectory } from './commands/slack-directory.ts';
+import {
+  createSlackReminderNotifier,
+  postKeyAgeRunFindings,
+  withKeyAgeFindings,
+} from './commands/slack-key-age-notifier.ts';
 import { createSlackNotifier } from './commands/slack-notifier.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine.ts';
+import { createReminderRunner } from './schedule/run-reminder.ts';
+import { ReminderScheduler, SYSTEM_CLOCK, type SchedulerClock } from './schedule/reminder-scheduler.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 
@@ -47,6 +56,8 @@ export interface QuellOptions {
   directory?: ApproverDirectory;
   /** How often to expire overdue approval requests. */
   sweepIntervalMs?: number;
+  /** The reminders' clock and timers (tests move time by hand). */
+  schedulerClock?: SchedulerClock;
 }
 
 /** A built quell: start it, stop it, and reach its parts. */
@@ -61,6 +72,8 @@ export interface Quell {
   /** Resolves when runs in flight and audit-channel lines have settled. */
   idle(): Promise<void>;
   counters: { rejectedTimestamps: number };
+  /** The credential-age reminder scheduler. */
+  reminders: ReminderScheduler;
 }
 
 /** Builds quell from validated config and secrets. */
@@ -110,7 +123,12 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
   }
 
   const directory = options.directory ?? createSlackDirectory(app.client);
-  const notifier = createSlackNotifier(app.client, log);
+  // A succeeded key-age run's findings follow in its thread (the engine is created just below).
+  const notifier = withKeyAgeFindings(
+    createSlackNotifier(app.client, log),
+    (run) => postKeyAgeRunFindings(app.client, { config, runbooks: engine.runbooks, store, log, now }, run),
+    log,
+  );
   const engine = new Engine({
     config,
     store,
@@ -127,6 +145,23 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     : undefined;
   if (mirror) audit.addSink(mirror.sink);
   registerHandlers(app, { engine, audit, log });
+  registerFindingHandlers(app, { engine, store, audit, directory, log, now });
+  registerAppHome(app, { engine, store, directory, log });
+  const reminders = new ReminderScheduler({
+    config,
+    store,
+    log,
+    clock: options.schedulerClock ?? { ...SYSTEM_CLOCK, now },
+    run: createReminderRunner({
+      config,
+      store,
+      audit,
+      aws,
+      notifier: createSlackReminderNotifier(app.client, { config, runbooks: engine.runbooks, log }),
+      log,
+      now,
+    }),
+  });
   app.error(async (err) => {
     log.error({ err }, 'unhandled error in a Slack handler');
   });
@@ -146,12 +181,15 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     audit,
     sessions,
     counters,
+    reminders,
     async start() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port ?? 3000, options.host ?? '0.0.0.0', () => resolve());
       });
       if (config.slack.mode === 'socket') await app.start();
+      // A slot missed while quell was down runs once now, in the background (idle() waits for it).
+      void reminders.start().catch((err: unknown) => log.error({ err }, 'reminders could not start'));
       sweeper = setInterval(() => {
         engine.expireDue().catch((err: unknown) => log.warn({ err }, 'could not expire overdue requests'));
       }, options.sweepIntervalMs ?? 30_000);
@@ -169,10 +207,12 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       return { port };
     },
     async idle() {
+      await reminders.idle();
       await engine.idle();
       await mirror?.drain();
     },
     async stop() {
+      await reminders.stop();
       if (sweeper) clearInterval(sweeper);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

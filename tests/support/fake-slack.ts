@@ -19,6 +19,8 @@ export interface FakeSlack {
   calls: SlackCall[];
   /** Members of user groups returned by usergroups.users.list. */
   groups: Map<string, string[]>;
+  /** Slack user ids by e-mail address, answered by users.lookupByEmail (others get users_not_found). */
+  usersByEmail: Map<string, string>;
   /** Calls of one method. */
   callsOf(method: string): SlackCall[];
   /** The WebSocket URL apps.connections.open hands out (Socket Mode tests). */
@@ -34,6 +36,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
   const calls: SlackCall[] = [];
   const responses: SlackCall[] = [];
   const groups = new Map<string, string[]>();
+  const usersByEmail = new Map<string, string>();
   let tsCounter = 1_700_000_000;
 
   const server: Server = createServer((req, res) => {
@@ -78,6 +81,17 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         return { ok: true, channel: body.channel, ts: body.ts };
       case 'chat.postEphemeral':
         return { ok: true, message_ts: `${tsCounter}.000200` };
+      case 'users.lookupByEmail': {
+        const id = usersByEmail.get(String(body.email ?? '').toLowerCase());
+        return id ? { ok: true, user: { id, profile: { email: body.email } } } : { ok: false, error: 'users_not_found' };
+      }
+      case 'conversations.open':
+        // The bot's DM channel with a user: D and the user id without its U/W.
+        return { ok: true, channel: { id: `D${String(body.users ?? '').slice(1)}` } };
+      case 'views.publish':
+        return { ok: true, view: { id: 'V0HOME', type: 'home' } };
+      case 'views.open':
+        return { ok: true, view: { id: `V0MODAL${++tsCounter}`, type: 'modal' } };
       case 'usergroups.users.list':
         return { ok: true, users: groups.get(String(body.usergroup)) ?? [] };
       default:
@@ -93,6 +107,7 @@ export async function startFakeSlack(): Promise<FakeSlack> {
     calls,
     responses,
     groups,
+    usersByEmail,
     callsOf: (method) => calls.filter((c) => c.method === method),
     async waitFor(predicate, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { createQuell, type Quell } from '../../src/app.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
+import type { SchedulerClock } from '../../src/schedule/reminder-scheduler.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { type FakeSlack, startFakeSlack } from './fake-slack.ts';
 import { buttonClick, postSigned, SIGNING_SECRET, slashCommand } from './slack-requests.ts';
@@ -39,7 +40,7 @@ export const INCIDENT = 'C0INCIDENT';
 
 export async function startTestQuell(
   overrides: Record<string, unknown> & { accounts: unknown[] },
-  options: { now?: () => number; logLevel?: string } = {},
+  options: { now?: () => number; logLevel?: string; schedulerClock?: SchedulerClock } = {},
 ): Promise<TestQuell> {
   const dir = mkdtempSync(join(tmpdir(), 'quell-test-'));
   const dbUrl = `sqlite:${join(dir, 'quell.db')}`;
@@ -67,6 +68,7 @@ export async function startTestQuell(
     port: 0,
     host: '127.0.0.1',
     ...(options.now ? { now: options.now } : {}),
+    ...(options.schedulerClock ? { schedulerClock: options.schedulerClock } : {}),
   });
   const { port } = await quell.start();
   const baseUrl = `http://127.0.0.1:${port}`;
