@@ -57,6 +57,14 @@ const AccountSchema = z
     id: AccountIdSchema,
     regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
     roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
+    /**
+     * The `drift` posture baseline: ports a security group may open to the internet (0.0.0.0/0, ::/0),
+     * TCP or UDP. Anything else open to the internet is reported. Default: 443 only.
+     */
+    allowedPublicPorts: z
+      .array(z.number().int().min(0, 'must be a port 0–65535').max(65535, 'must be a port 0–65535'))
+      .max(100)
+      .optional(),
   })
   .strict()
   .superRefine((account, ctx) => {
@@ -278,6 +286,9 @@ export const ConfigSchema = z
   });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** Ports `drift` accepts open to the internet when an account sets no `allowedPublicPorts`. */
+export const DEFAULT_ALLOWED_PUBLIC_PORTS: readonly number[] = [443];
 export type AccountConfig = Config['accounts'][number];
 export type ReminderConfig = Config['reminders'][number];
 

@@ -33,9 +33,12 @@ export function buildPermissionsPolicy(
   tier: 'read' | 'respond',
 ): PolicyDocument {
   const statements = runbooks.flatMap((runbook) => {
+    // Plans always use the read role; a read-access runbook (trail, drift) also executes with it.
     const actions =
       tier === 'read'
-        ? runbook.iam.plan
+        ? runbook.access === 'read'
+          ? [...runbook.iam.plan, ...runbook.iam.execute]
+          : runbook.iam.plan
         : runbook.access === 'respond'
           ? [...runbook.iam.plan, ...runbook.iam.execute, ...(runbook.iam.undo ?? [])]
           : runbook.iam.plan.concat(runbook.iam.execute);

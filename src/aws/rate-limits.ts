@@ -5,20 +5,53 @@
  */
 import Bottleneck from 'bottleneck';
 
-/** Requests per second (burst and sustained) and concurrency for a service. */
+/** Requests per second and concurrency for a service. */
 export interface RateLimit {
   perSecond: number;
   maxConcurrent: number;
+  /**
+   * `burst` (default): up to `perSecond` requests at once, refilled every second — fine where AWS publishes
+   * no hard figure. `spaced`: consecutive requests start at least 1000/perSecond ms apart (plus a small
+   * margin), for APIs whose limit holds over any one-second window.
+   */
+  pacing?: 'burst' | 'spaced';
 }
 
+/**
+ * Margin on the spacing of `spaced` limits: a request's arrival at AWS jitters by a few milliseconds
+ * around its start here, so requests spaced exactly 1000/perSecond ms apart can still land three in one
+ * second. 5% keeps the run at 95% of the limit.
+ */
+export const SPACING_MARGIN = 1.05;
+
 // IAM and STS publish no per-second figures; these stay well below what an account sees throttled.
-// CloudTrail LookupEvents is documented at 2 requests per second per account and region.
+// CloudTrail LookupEvents is limited to 2 requests per second per account and Region
+// (docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html). A reservoir of 2
+// refilled every second lets 4 requests through within a few ms across a refill boundary (2 just before,
+// 2 just after), which a limit over any one-second window throttles; so CloudTrail is `spaced`: one
+// request every 525 ms, never more than 2 in any second.
 export const DEFAULT_RATE_LIMITS: Record<string, RateLimit> = {
   iam: { perSecond: 10, maxConcurrent: 8 },
   sts: { perSecond: 10, maxConcurrent: 8 },
-  cloudtrail: { perSecond: 2, maxConcurrent: 2 },
+  cloudtrail: { perSecond: 2, maxConcurrent: 2, pacing: 'spaced' },
   default: { perSecond: 20, maxConcurrent: 10 },
 };
+
+/** The bottleneck settings for a limit. */
+export function limiterOptions(limit: RateLimit): Bottleneck.ConstructorOptions {
+  if (limit.pacing === 'spaced') {
+    return {
+      maxConcurrent: limit.maxConcurrent,
+      minTime: Math.ceil((1000 / limit.perSecond) * SPACING_MARGIN),
+    };
+  }
+  return {
+    maxConcurrent: limit.maxConcurrent,
+    reservoir: limit.perSecond,
+    reservoirRefreshAmount: limit.perSecond,
+    reservoirRefreshInterval: 1000,
+  };
+}
 
 /** Hands out one limiter per service/account/region. */
 export class RateLimiters {
@@ -35,12 +68,7 @@ export class RateLimiters {
     let limiter = this.#limiters.get(key);
     if (!limiter) {
       const limit = this.#limits[service] ?? this.#limits.default ?? { perSecond: 20, maxConcurrent: 10 };
-      limiter = new Bottleneck({
-        maxConcurrent: limit.maxConcurrent,
-        reservoir: limit.perSecond,
-        reservoirRefreshAmount: limit.perSecond,
-        reservoirRefreshInterval: 1000,
-      });
+      limiter = new Bottleneck(limiterOptions(limit));
       this.#limiters.set(key, limiter);
     }
     return limiter;

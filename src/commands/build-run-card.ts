@@ -16,6 +16,8 @@ export const ACTION = {
   review: 'quell_review',
   /** On a partially applied card: runs the remaining changes under the same approval. */
   retry: 'quell_retry',
+  /** On a succeeded disable-key card: runs `trail key=<that key> since=24h`. */
+  trailKey: 'quell_trail_key',
 } as const;
 
 /** A Block Kit block (kept loose: Slack validates the shape). */
@@ -84,6 +86,18 @@ export function buildRunCard(view: RunView): { text: string; blocks: Block[] } {
   }
 
   blocks.push({ type: 'section', text: { type: 'mrkdwn', text: describeStatus(run, decisions) } });
+  // What the run found or did, as label/value rows (a read-only runbook's findings live here).
+  const resultFacts =
+    (run.result as { execute?: { facts?: [string, string][] } } | null)?.execute?.facts ?? [];
+  if (resultFacts.length > 0) {
+    blocks.push({
+      type: 'section',
+      fields: resultFacts.slice(0, 10).map(([label, value]) => ({
+        type: 'mrkdwn',
+        text: `*${escapeMrkdwn(label, 50)}*\n${escapeMrkdwn(value, 300)}`,
+      })),
+    });
+  }
 
   const buttons = buildButtons(view);
   if (buttons.length > 0) blocks.push({ type: 'actions', block_id: `run:${run.id}`, elements: buttons });
@@ -172,6 +186,14 @@ function buildButtons({ run, runbook }: RunView): Block[] {
     runbook.undo !== 'irreversible'
   ) {
     buttons.push({ type: 'button', action_id: ACTION.undo, text: plainText('Undo'), value: run.id });
+  }
+  if (run.state === 'succeeded' && run.kind === 'run' && runbook.id === 'disable-key') {
+    buttons.push({
+      type: 'button',
+      action_id: ACTION.trailKey,
+      text: plainText("Look up this key's activity"),
+      value: run.id,
+    });
   }
   if (run.breakGlass && run.reviewState === 'pending') {
     buttons.push({

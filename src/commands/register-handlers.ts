@@ -9,6 +9,7 @@ import { QuellError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/command-grammar.ts';
 import type { Engine } from '../runbooks/engine.ts';
+import { keyActivityArgs } from '../runbooks/trail.ts';
 import { buildHelp } from './build-help.ts';
 import { ACTION, buildRunCard } from './build-run-card.ts';
 import { formatError } from './format-error.ts';
@@ -121,6 +122,27 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
     const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
     try {
       await engine.retry(runId, body.user.id, body.channel?.id ?? '');
+    } catch (error) {
+      await tellClicker(respond, formatError(error, log, command), log);
+    }
+  });
+
+  // "Look up this key's activity": the key comes from the stored run, and the lookup goes through the
+  // same guardrails as a typed `trail key=… since=24h` from the clicker.
+  app.action(ACTION.trailKey, async ({ ack, body, action, respond }) => {
+    await ack();
+    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    const requester: SlackRequester = {
+      user: body.user.id,
+      channel: body.channel?.id ?? '',
+      source: 'slack',
+      responseUrl:
+        'response_url' in body && typeof body.response_url === 'string' ? body.response_url : undefined,
+    };
+    try {
+      const { run } = await engine.view(runId, requester.channel);
+      const prepared = engine.prepare('trail', keyActivityArgs(run), requester);
+      await engine.start(prepared, requester);
     } catch (error) {
       await tellClicker(respond, formatError(error, log, command), log);
     }

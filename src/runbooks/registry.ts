@@ -1,10 +1,12 @@
 /** Every runbook quell offers. A new runbook is one file and one line here. */
 import type { AnyRunbook } from './define-runbook.ts';
 import { disableKey } from './disable-key.ts';
+import { drift } from './drift.ts';
 import { keyAge } from './key-age.ts';
+import { trail } from './trail.ts';
 
 /** The runbooks, in the order `help` lists them. */
-export const RUNBOOKS: readonly AnyRunbook[] = [disableKey, keyAge];
+export const RUNBOOKS: readonly AnyRunbook[] = [disableKey, trail, drift, keyAge];
 
 /** Words of the grammar that are not runbooks. */
 export const BUILTIN_COMMANDS = ['help', 'status'] as const;

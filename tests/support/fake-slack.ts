@@ -2,7 +2,7 @@
  * A local fake of the Slack Web API (and of response URLs) that records every call. quell's WebClient
  * points at it through `slackApiUrl`; tests assert on the exact calls made.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** One recorded call. */
@@ -10,6 +10,25 @@ export interface SlackCall {
   method: string;
   body: Record<string, unknown>;
   at: number;
+}
+
+/** A file's bytes as posted to the upload URL that files.getUploadURLExternal handed out. */
+export interface UploadedBytes {
+  fileId: string;
+  filename: string;
+  /** The length announced to files.getUploadURLExternal. */
+  length: number;
+  bytes: Buffer;
+}
+
+/** A file shared by files.completeUploadExternal, with the bytes uploaded for it. */
+export interface SharedFile {
+  id: string;
+  title: string;
+  filename: string;
+  channel: string;
+  threadTs: string | undefined;
+  content: string;
 }
 
 /** The fake's state and controls. */
@@ -27,6 +46,10 @@ export interface FakeSlack {
   socketUrl?: string;
   /** Messages sent to response URLs. */
   responses: SlackCall[];
+  /** Bytes posted to upload URLs (Slack's external upload flow, step 2), by file id. */
+  uploads: Map<string, UploadedBytes>;
+  /** Files completed with files.completeUploadExternal (step 3), in order. */
+  files: SharedFile[];
   /** Waits (bounded) until `predicate` holds over the calls. */
   waitFor(predicate: (calls: SlackCall[]) => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -37,14 +60,22 @@ export async function startFakeSlack(): Promise<FakeSlack> {
   const responses: SlackCall[] = [];
   const groups = new Map<string, string[]>();
   const usersByEmail = new Map<string, string>();
+  const uploads = new Map<string, UploadedBytes>();
+  const announced = new Map<string, { filename: string; length: number }>();
+  const files: SharedFile[] = [];
+  let fileCounter = 0;
   let tsCounter = 1_700_000_000;
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const raw = Buffer.concat(chunks).toString('utf8');
       const type = req.headers['content-type'] ?? '';
+      if ((req.url ?? '').startsWith('/upload/')) {
+        void receiveUpload((req.url ?? '').slice('/upload/'.length), Buffer.concat(chunks), type, res);
+        return;
+      }
+      const raw = Buffer.concat(chunks).toString('utf8');
       let body: Record<string, unknown> = {};
       if (type.includes('application/json')) body = raw ? (JSON.parse(raw) as Record<string, unknown>) : {};
       else {
@@ -68,8 +99,53 @@ export async function startFakeSlack(): Promise<FakeSlack> {
     });
   });
 
+  // The WebClient posts each file's bytes to its upload URL as multipart/form-data.
+  async function receiveUpload(
+    fileId: string,
+    body: Buffer,
+    type: string,
+    res: ServerResponse,
+  ): Promise<void> {
+    const meta = announced.get(fileId);
+    let bytes = body;
+    try {
+      if (type.includes('multipart/form-data')) {
+        const form = await new Response(new Uint8Array(body), {
+          headers: { 'content-type': type },
+        }).formData();
+        const part = [...form.values()].find((v): v is File => typeof v !== 'string');
+        if (part) bytes = Buffer.from(await part.arrayBuffer());
+      }
+    } catch {
+      bytes = body;
+    }
+    if (meta) uploads.set(fileId, { fileId, filename: meta.filename, length: meta.length, bytes });
+    res.writeHead(meta ? 200 : 404, { 'content-type': 'text/plain' });
+    res.end(meta ? `OK - ${bytes.length}` : 'unknown upload');
+  }
+
   function answer(method: string, body: Record<string, unknown>): Record<string, unknown> {
     switch (method) {
+      case 'files.getUploadURLExternal': {
+        const fileId = `F0FAKE${String(++fileCounter).padStart(4, '0')}`;
+        announced.set(fileId, { filename: String(body.filename ?? ''), length: Number(body.length ?? 0) });
+        return { ok: true, upload_url: `${fake.url}/upload/${fileId}`, file_id: fileId };
+      }
+      case 'files.completeUploadExternal': {
+        const list = Array.isArray(body.files) ? (body.files as { id?: string; title?: string }[]) : [];
+        for (const f of list) {
+          const uploaded = uploads.get(String(f.id));
+          files.push({
+            id: String(f.id),
+            title: String(f.title ?? ''),
+            filename: uploaded?.filename ?? '',
+            channel: String(body.channel_id ?? ''),
+            threadTs: typeof body.thread_ts === 'string' ? body.thread_ts : undefined,
+            content: uploaded?.bytes.toString('utf8') ?? '',
+          });
+        }
+        return { ok: true, files: list.map((f) => ({ id: f.id, title: f.title })) };
+      }
       case 'apps.connections.open':
         return fake.socketUrl ? { ok: true, url: fake.socketUrl } : { ok: false, error: 'invalid_auth' };
       case 'auth.test':
@@ -108,6 +184,8 @@ export async function startFakeSlack(): Promise<FakeSlack> {
     responses,
     groups,
     usersByEmail,
+    uploads,
+    files,
     callsOf: (method) => calls.filter((c) => c.method === method),
     async waitFor(predicate, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;

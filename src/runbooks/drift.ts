@@ -1,0 +1,878 @@
+/**
+ * drift: CloudFormation drift (`DetectStackDrift` → poll `DescribeStackDriftDetectionStatus` with backoff →
+ * `DescribeStackResourceDrifts`) for one stack or every active stack in the region, shown per resource as
+ * expected → actual; and a network posture check against a baseline: security groups open to 0.0.0.0/0 or
+ * ::/0 beyond the allowed ports, default security groups with rules, unrestricted egress, subnets whose
+ * network ACL allows everything, VPCs without flow logs. `drift vpc-…` runs the posture check alone.
+ * Read-only: it changes no resource (a drift detection only records what CloudFormation found).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CloudFormationClient,
+  DescribeStackDriftDetectionStatusCommand,
+  type DescribeStackDriftDetectionStatusOutput,
+  DescribeStackResourceDriftsCommand,
+  DetectStackDriftCommand,
+  ListStacksCommand,
+  type StackResourceDrift,
+  type StackStatus,
+} from '@aws-sdk/client-cloudformation';
+import {
+  DescribeFlowLogsCommand,
+  DescribeNetworkAclsCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeVpcsCommand,
+  EC2Client,
+  type FlowLog,
+  type IpPermission,
+  type NetworkAcl,
+  type NetworkAclEntry,
+  type SecurityGroup,
+} from '@aws-sdk/client-ec2';
+import { z } from 'zod';
+import { DEFAULT_ALLOWED_PUBLIC_PORTS } from '../config.ts';
+import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
+import type { Json } from '../store/store.ts';
+import {
+  AccountOptionSchema,
+  defineRunbook,
+  type Outcome,
+  type OutcomeFile,
+  type Plan,
+  RegionOptionSchema,
+  type RunContext,
+} from './define-runbook.ts';
+
+const USAGE = 'drift <stack-name>|all|vpc-0abc… [account=prod] [region=eu-west-1]';
+
+/** VPC ids: `vpc-` and 8 (older) or 17 lower-case hex digits. */
+export const VPC_ID = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+/** CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128 characters. */
+export const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+
+/** What to check: one stack, every active stack, or one VPC's posture only. */
+export type DriftTarget = { kind: 'stack'; name: string } | { kind: 'all' } | { kind: 'vpc'; vpcId: string };
+
+const DriftTargetSchema = z.string().transform((text, ctx): DriftTarget => {
+  if (text === 'all') return { kind: 'all' };
+  if (/^vpc-/i.test(text)) {
+    if (VPC_ID.test(text)) return { kind: 'vpc', vpcId: text };
+    ctx.addIssue({
+      code: 'custom',
+      message: 'a VPC id is vpc- and 8 or 17 lower-case hex digits, like vpc-0abc1234def567890',
+    });
+    return z.NEVER;
+  }
+  if (STACK_NAME.test(text)) return { kind: 'stack', name: text };
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      'a stack name starts with a letter and has only letters, digits and hyphens (at most 128); or give `all`, or a VPC id',
+  });
+  return z.NEVER;
+});
+
+const DriftInputSchema = z
+  .object({
+    positional: z
+      .array(z.string())
+      .refine(
+        (a) => a.length === 1,
+        'give one stack name, `all` (every stack), or a VPC id (network posture only)',
+      )
+      .transform((a) => a[0] ?? '')
+      .pipe(DriftTargetSchema),
+    options: z.object({ account: AccountOptionSchema, region: RegionOptionSchema }).strict(),
+  })
+  .transform(({ positional: target, options }) => ({
+    target,
+    account: options.account,
+    region: options.region,
+    reason: undefined,
+  }));
+
+type DriftInput = z.infer<typeof DriftInputSchema>;
+
+type DriftData = { target: DriftTarget; allowedPorts: number[] };
+
+/** Stack statuses drift detection accepts (a stack being created, updated or deleted cannot be checked). */
+export const DRIFT_CHECKABLE_STATUSES: StackStatus[] = [
+  'CREATE_COMPLETE',
+  'UPDATE_COMPLETE',
+  'UPDATE_ROLLBACK_COMPLETE',
+  'UPDATE_ROLLBACK_FAILED',
+  'IMPORT_COMPLETE',
+  'IMPORT_ROLLBACK_COMPLETE',
+];
+
+/** Tunables: detections in parallel for `drift all`, the polling backoff and its bound, the stack cap. */
+export const DRIFT_LIMITS = {
+  concurrentStacks: 4,
+  maxStacks: 200,
+  firstPollMs: 500,
+  maxPollMs: 5_000,
+  pollTimeoutMs: 120_000,
+  /** `drift all` starts no new detection after this long, so the run reports before its time limit. */
+  stacksBudgetMs: 200_000,
+};
+
+// ---------------------------------------------------------------------------------------------------
+// CloudFormation drift
+
+/** One property that differs between the template and the resource. */
+export interface PropertyDiff {
+  path: string;
+  expected: string;
+  actual: string;
+  kind: string;
+}
+
+/** One drifted resource. */
+export interface ResourceDrift {
+  logicalId: string;
+  physicalId: string;
+  type: string;
+  status: string;
+  differences: PropertyDiff[];
+  expectedProperties: string;
+  actualProperties: string;
+}
+
+/** One stack's drift check. */
+export interface StackDrift {
+  stack: string;
+  /** DRIFTED, IN_SYNC, NOT_CHECKED, UNKNOWN; or FAILED / TIMED_OUT / NOT_STARTED when quell could not tell. */
+  status: string;
+  reason: string;
+  resources: ResourceDrift[];
+}
+
+/** Runs one stack's drift detection to the end and reads the drifted resources. */
+export async function detectStackDrift(
+  cf: CloudFormationClient,
+  stack: string,
+  signal: AbortSignal,
+): Promise<StackDrift> {
+  let detectionId: string | undefined;
+  try {
+    detectionId = (await cf.send(new DetectStackDriftCommand({ StackName: stack }), { abortSignal: signal }))
+      .StackDriftDetectionId;
+  } catch (error) {
+    throw explainStackError(error, stack);
+  }
+  if (!detectionId)
+    return { stack, status: 'FAILED', reason: 'CloudFormation returned no detection id', resources: [] };
+  const status = await pollDetection(cf, detectionId, signal);
+  if (!status) {
+    return {
+      stack,
+      status: 'TIMED_OUT',
+      reason: `detection still running after ${DRIFT_LIMITS.pollTimeoutMs / 1000} s (id ${detectionId})`,
+      resources: [],
+    };
+  }
+  // DETECTION_FAILED still has results for the resources CloudFormation could check.
+  const resources = await listResourceDrifts(cf, stack, signal);
+  const failed = status.DetectionStatus === 'DETECTION_FAILED';
+  return {
+    stack,
+    status: failed && resources.length === 0 ? 'FAILED' : (status.StackDriftStatus ?? 'UNKNOWN'),
+    reason: failed ? (status.DetectionStatusReason ?? 'drift detection failed') : '',
+    resources,
+  };
+}
+
+/** Polls with a doubling delay (bounded), until the detection leaves DETECTION_IN_PROGRESS or time runs out. */
+async function pollDetection(
+  cf: CloudFormationClient,
+  id: string,
+  signal: AbortSignal,
+): Promise<DescribeStackDriftDetectionStatusOutput | undefined> {
+  const deadline = Date.now() + DRIFT_LIMITS.pollTimeoutMs;
+  let delay = DRIFT_LIMITS.firstPollMs;
+  for (;;) {
+    await sleep(delay, undefined, { signal });
+    const status = await cf.send(
+      new DescribeStackDriftDetectionStatusCommand({ StackDriftDetectionId: id }),
+      {
+        abortSignal: signal,
+      },
+    );
+    if (status.DetectionStatus !== 'DETECTION_IN_PROGRESS') return status;
+    if (Date.now() + delay > deadline) return undefined;
+    delay = Math.min(DRIFT_LIMITS.maxPollMs, delay * 2);
+  }
+}
+
+async function listResourceDrifts(
+  cf: CloudFormationClient,
+  stack: string,
+  signal: AbortSignal,
+): Promise<ResourceDrift[]> {
+  const drifts: ResourceDrift[] = [];
+  let token: string | undefined;
+  do {
+    const page = await cf.send(
+      new DescribeStackResourceDriftsCommand({
+        StackName: stack,
+        StackResourceDriftStatusFilters: ['MODIFIED', 'DELETED'],
+        MaxResults: 100,
+        ...(token ? { NextToken: token } : {}),
+      }),
+      { abortSignal: signal },
+    );
+    drifts.push(...(page.StackResourceDrifts ?? []).map(toResourceDrift));
+    token = page.NextToken || undefined;
+  } while (token);
+  return drifts;
+}
+
+function toResourceDrift(d: StackResourceDrift): ResourceDrift {
+  return {
+    logicalId: d.LogicalResourceId ?? '',
+    physicalId: d.PhysicalResourceId ?? '',
+    type: d.ResourceType ?? '',
+    status: d.StackResourceDriftStatus ?? 'UNKNOWN',
+    differences: (d.PropertyDifferences ?? []).map((p) => ({
+      path: p.PropertyPath ?? '',
+      expected: p.ExpectedValue ?? '',
+      actual: p.ActualValue ?? '',
+      kind: p.DifferenceType ?? 'NOT_EQUAL',
+    })),
+    expectedProperties: d.ExpectedProperties ?? '',
+    actualProperties: d.ActualProperties ?? '',
+  };
+}
+
+/** The names of every stack drift detection can check, oldest API first (ListStacks pages). */
+export async function listCheckableStacks(cf: CloudFormationClient, signal: AbortSignal): Promise<string[]> {
+  const names: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await cf.send(
+      new ListStacksCommand({
+        StackStatusFilter: DRIFT_CHECKABLE_STATUSES,
+        ...(token ? { NextToken: token } : {}),
+      }),
+      { abortSignal: signal },
+    );
+    for (const s of page.StackSummaries ?? []) if (s.StackName) names.push(s.StackName);
+    token = page.NextToken || undefined;
+  } while (token);
+  return [...new Set(names)].sort();
+}
+
+/** Every checkable stack, `DRIFT_LIMITS.concurrentStacks` at a time; one stack's failure is reported, not fatal. */
+async function detectAllStacks(
+  cf: CloudFormationClient,
+  signal: AbortSignal,
+): Promise<{ stacks: StackDrift[]; skipped: number }> {
+  const names = await listCheckableStacks(cf, signal);
+  const chosen = names.slice(0, DRIFT_LIMITS.maxStacks);
+  const startedBy = Date.now() + DRIFT_LIMITS.stacksBudgetMs;
+  const stacks = await mapWithConcurrency(chosen, DRIFT_LIMITS.concurrentStacks, async (stack) => {
+    if (Date.now() > startedBy || signal.aborted) {
+      return { stack, status: 'NOT_STARTED', reason: 'the run ran out of time first', resources: [] };
+    }
+    try {
+      return await detectStackDrift(cf, stack, signal);
+    } catch (error) {
+      if (!(error instanceof QuellError)) throw error;
+      return { stack, status: 'FAILED', reason: error.message, resources: [] };
+    }
+  });
+  return { stacks, skipped: names.length - chosen.length };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results keep the items' order. */
+export async function mapWithConcurrency<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+// CloudFormation answers a missing stack with a ValidationError, not a NotFound code.
+function explainStackError(error: unknown, stack: string): unknown {
+  const message = (error as { cause?: { message?: string } })?.cause?.message ?? '';
+  if (
+    error instanceof AwsCallFailedError &&
+    error.awsCode === 'ValidationError' &&
+    /does not exist/i.test(message)
+  ) {
+    return new AwsResourceNotFoundError(
+      `No stack \`${stack}\` here. Check the name and the region (\`region=\`); \`drift all\` checks every stack.`,
+      { cause: error },
+    );
+  }
+  if (error instanceof AwsCallFailedError && error.awsCode === 'ValidationError') {
+    return new AwsCallFailedError(
+      `cloudformation:DetectStackDrift on ${stack} (${message.slice(0, 200)})`,
+      error.awsCode,
+      error.requestId,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Network posture
+
+/** The kinds of posture finding, most serious first. */
+export const FINDING_KINDS = [
+  'open-ingress',
+  'acl-allows-all',
+  'default-sg-rules',
+  'no-flow-logs',
+  'open-egress',
+] as const;
+export type FindingKind = (typeof FINDING_KINDS)[number];
+
+/** One posture finding: the resource and the rule. */
+export interface PostureFinding {
+  kind: FindingKind;
+  vpcId: string;
+  resource: string;
+  rule: string;
+}
+
+const ANYWHERE_V4 = '0.0.0.0/0';
+const ANYWHERE_V6 = '::/0';
+
+function protocolName(protocol: string | undefined): string {
+  switch (protocol) {
+    case undefined:
+    case '-1':
+    case 'all':
+      return 'all';
+    case '6':
+      return 'tcp';
+    case '17':
+      return 'udp';
+    case '1':
+      return 'icmp';
+    case '58':
+      return 'icmpv6';
+    default:
+      return protocol.toLowerCase();
+  }
+}
+
+function openSources(p: IpPermission): string[] {
+  return [
+    ...(p.IpRanges ?? []).flatMap((r) => (r.CidrIp === ANYWHERE_V4 ? [ANYWHERE_V4] : [])),
+    ...(p.Ipv6Ranges ?? []).flatMap((r) => (r.CidrIpv6 === ANYWHERE_V6 ? [ANYWHERE_V6] : [])),
+  ];
+}
+
+function describePorts(p: IpPermission): string {
+  const proto = protocolName(p.IpProtocol);
+  if (proto === 'all') return 'all traffic';
+  if (proto !== 'tcp' && proto !== 'udp') return proto;
+  const from = p.FromPort ?? 0;
+  const to = p.ToPort ?? 65535;
+  if (from === -1 || (from === 0 && to === 65535)) return `${proto} all ports`;
+  return from === to ? `${proto} ${from}` : `${proto} ${from}-${to}`;
+}
+
+function portsAllowed(p: IpPermission, allowed: readonly number[]): boolean {
+  const proto = protocolName(p.IpProtocol);
+  if (proto !== 'tcp' && proto !== 'udp') return false;
+  const from = p.FromPort ?? 0;
+  const to = p.ToPort ?? 65535;
+  if (from < 0 || to < from || to - from >= allowed.length) return false;
+  for (let port = from; port <= to; port++) if (!allowed.includes(port)) return false;
+  return true;
+}
+
+function describeSources(p: IpPermission): string {
+  const sources = [
+    ...(p.IpRanges ?? []).map((r) => r.CidrIp ?? '?'),
+    ...(p.Ipv6Ranges ?? []).map((r) => r.CidrIpv6 ?? '?'),
+    ...(p.UserIdGroupPairs ?? []).map((g) => g.GroupId ?? '?'),
+    ...(p.PrefixListIds ?? []).map((l) => l.PrefixListId ?? '?'),
+  ];
+  return sources.length > 0 ? sources.join(', ') : 'nowhere';
+}
+
+function groupLabel(g: SecurityGroup): string {
+  return g.GroupName ? `${g.GroupId ?? '?'} (${g.GroupName})` : (g.GroupId ?? '?');
+}
+
+/** Security groups: open inbound beyond the allowed ports, default groups with rules, open egress. */
+export function findSecurityGroupIssues(
+  groups: SecurityGroup[],
+  allowed: readonly number[],
+): PostureFinding[] {
+  const findings: PostureFinding[] = [];
+  for (const g of groups) {
+    const vpcId = g.VpcId ?? '';
+    const resource = groupLabel(g);
+    for (const p of g.IpPermissions ?? []) {
+      const open = openSources(p);
+      if (open.length === 0 || portsAllowed(p, allowed)) continue;
+      findings.push({
+        kind: 'open-ingress',
+        vpcId,
+        resource,
+        rule: `inbound ${describePorts(p)} from ${open.join(' and ')}`,
+      });
+    }
+    const isDefault = g.GroupName === 'default';
+    const inbound = g.IpPermissions ?? [];
+    const outbound = g.IpPermissionsEgress ?? [];
+    if (isDefault && inbound.length + outbound.length > 0) {
+      const rules = [
+        ...inbound.map((p) => `inbound ${describePorts(p)} from ${describeSources(p)}`),
+        ...outbound.map((p) => `outbound ${describePorts(p)} to ${describeSources(p)}`),
+      ];
+      findings.push({
+        kind: 'default-sg-rules',
+        vpcId,
+        resource,
+        rule: `default security group has ${rules.length} rule${rules.length > 1 ? 's' : ''} (should have none): ${rules.join('; ')}`,
+      });
+      continue; // its egress is already listed above
+    }
+    for (const p of outbound) {
+      const open = openSources(p);
+      if (open.length === 0 || protocolName(p.IpProtocol) !== 'all') continue;
+      findings.push({
+        kind: 'open-egress',
+        vpcId,
+        resource,
+        rule: `outbound all traffic to ${open.join(' and ')}`,
+      });
+    }
+  }
+  return findings;
+}
+
+/**
+ * The rule that lets all traffic in (or out) for one address family, if the ACL allows everything: rules
+ * are evaluated lowest number first, so an allow-all reached before any deny allows everything.
+ */
+export function allowAllRule(
+  entries: NetworkAclEntry[],
+  egress: boolean,
+  family: 4 | 6,
+): NetworkAclEntry | undefined {
+  const ordered = entries
+    .filter(
+      (e) => Boolean(e.Egress) === egress && (family === 4 ? e.CidrBlock : e.Ipv6CidrBlock) !== undefined,
+    )
+    .sort((a, b) => (a.RuleNumber ?? 0) - (b.RuleNumber ?? 0));
+  for (const e of ordered) {
+    if (e.RuleNumber === 32767) return undefined; // the implicit deny-all at the end
+    if (e.RuleAction === 'deny') return undefined;
+    const cidr = family === 4 ? e.CidrBlock : e.Ipv6CidrBlock;
+    if (protocolName(e.Protocol) === 'all' && cidr === (family === 4 ? ANYWHERE_V4 : ANYWHERE_V6)) return e;
+  }
+  return undefined;
+}
+
+/** Subnets whose network ACL lets all traffic in from anywhere. */
+export function findAclIssues(acls: NetworkAcl[]): PostureFinding[] {
+  const findings: PostureFinding[] = [];
+  for (const acl of acls) {
+    const entries = acl.Entries ?? [];
+    const inbound = [allowAllRule(entries, false, 4), allowAllRule(entries, false, 6)].filter(
+      (e) => e !== undefined,
+    );
+    if (inbound.length === 0) continue;
+    const outbound = [allowAllRule(entries, true, 4), allowAllRule(entries, true, 6)].filter(
+      (e) => e !== undefined,
+    );
+    const describe = (list: NetworkAclEntry[]) =>
+      list.map((e) => `${e.CidrBlock ?? e.Ipv6CidrBlock} (rule ${e.RuleNumber})`).join(' and ');
+    const rule = `network ACL ${acl.NetworkAclId ?? '?'} allows all inbound traffic from ${describe(inbound)}${
+      outbound.length > 0 ? `, and all outbound to ${describe(outbound)}` : ''
+    }`;
+    for (const association of acl.Associations ?? []) {
+      if (!association.SubnetId) continue;
+      findings.push({ kind: 'acl-allows-all', vpcId: acl.VpcId ?? '', resource: association.SubnetId, rule });
+    }
+  }
+  return findings;
+}
+
+/** VPCs with no active VPC-level flow log, or whose flow logs all fail to deliver. */
+export function findFlowLogGaps(vpcIds: string[], flowLogs: FlowLog[]): PostureFinding[] {
+  const findings: PostureFinding[] = [];
+  for (const vpcId of vpcIds) {
+    const active = flowLogs.filter(
+      (f) => f.ResourceId === vpcId && (f.FlowLogStatus ?? 'ACTIVE') === 'ACTIVE',
+    );
+    const failing = active.filter((f) => f.DeliverLogsStatus === 'FAILED');
+    if (active.length === 0) {
+      findings.push({
+        kind: 'no-flow-logs',
+        vpcId,
+        resource: vpcId,
+        rule: 'no active flow log: traffic in this VPC is not recorded',
+      });
+    } else if (failing.length === active.length) {
+      findings.push({
+        kind: 'no-flow-logs',
+        vpcId,
+        resource: vpcId,
+        rule: `flow log ${failing.map((f) => `${f.FlowLogId ?? '?'} (${f.DeliverLogsErrorMessage ?? 'delivery failed'})`).join(', ')} does not deliver: traffic is not recorded`,
+      });
+    }
+  }
+  return findings;
+}
+
+/** The posture of one VPC, or of every VPC in the client's region. */
+export async function checkNetworkPosture(
+  ec2: EC2Client,
+  vpcId: string | undefined,
+  allowed: readonly number[],
+  signal: AbortSignal,
+): Promise<{ vpcIds: string[]; findings: PostureFinding[] }> {
+  const filters = vpcId ? [{ Name: 'vpc-id', Values: [vpcId] }] : undefined;
+  const opts = { abortSignal: signal };
+  const [vpcs, groups, acls] = await Promise.all([
+    paginate(
+      (NextToken) => ec2.send(new DescribeVpcsCommand({ Filters: filters, NextToken }), opts),
+      (p) => p.Vpcs,
+    ),
+    paginate(
+      (NextToken) => ec2.send(new DescribeSecurityGroupsCommand({ Filters: filters, NextToken }), opts),
+      (p) => p.SecurityGroups,
+    ),
+    paginate(
+      (NextToken) => ec2.send(new DescribeNetworkAclsCommand({ Filters: filters, NextToken }), opts),
+      (p) => p.NetworkAcls,
+    ),
+  ]);
+  const vpcIds = vpcs.flatMap((v) => (v.VpcId ? [v.VpcId] : [])).sort();
+  if (vpcId && vpcIds.length === 0) {
+    throw new AwsResourceNotFoundError(
+      `No VPC \`${vpcId}\` here. Check the id and the region (\`region=\`).`,
+    );
+  }
+  const flowLogs =
+    vpcIds.length === 0
+      ? []
+      : await paginate(
+          (NextToken) =>
+            ec2.send(
+              new DescribeFlowLogsCommand({
+                ...(vpcId ? { Filter: [{ Name: 'resource-id', Values: [vpcId] }] } : {}),
+                NextToken,
+              }),
+              opts,
+            ),
+          (p) => p.FlowLogs,
+        );
+  const inScope = (f: PostureFinding) => vpcIds.includes(f.vpcId);
+  const findings = [
+    ...findSecurityGroupIssues(groups, allowed).filter(inScope),
+    ...findAclIssues(acls).filter(inScope),
+    ...findFlowLogGaps(vpcIds, flowLogs),
+  ].sort(
+    (a, b) =>
+      FINDING_KINDS.indexOf(a.kind) - FINDING_KINDS.indexOf(b.kind) ||
+      a.vpcId.localeCompare(b.vpcId) ||
+      a.resource.localeCompare(b.resource),
+  );
+  return { vpcIds, findings };
+}
+
+async function paginate<P extends { NextToken?: string | undefined }, T>(
+  fetch: (token: string | undefined) => Promise<P>,
+  items: (page: P) => T[] | undefined,
+): Promise<T[]> {
+  const all: T[] = [];
+  let token: string | undefined;
+  do {
+    const page = await fetch(token);
+    all.push(...(items(page) ?? []));
+    token = page.NextToken || undefined;
+  } while (token);
+  return all;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The report
+
+/** Untrusted text as an inline code span (no backtick can close it; Slack links nothing inside). */
+function code(text: string, max = 60): string {
+  const flat = text.replace(/[`\r\n\t]/g, ' ');
+  return `\`${flat.length > max ? `${flat.slice(0, max - 1)}…` : flat}\``;
+}
+
+const MESSAGE_BUDGET = 2_700;
+const MAX_DIFFS_PER_RESOURCE = 3;
+
+function describeDifference(d: PropertyDiff, max: number): string {
+  if (d.kind === 'ADD') return `${code(d.path, max)}: added ${code(d.actual, max)}`;
+  if (d.kind === 'REMOVE') return `${code(d.path, max)}: removed (was ${code(d.expected, max)})`;
+  return `${code(d.path, max)}: ${code(d.expected, max)} → ${code(d.actual, max)}`;
+}
+
+function describeStackStatus(s: StackDrift): string {
+  const n = s.resources.length;
+  switch (s.status) {
+    case 'DRIFTED':
+      return `drifted: ${n} resource${n === 1 ? '' : 's'} differ${n === 1 ? 's' : ''} from the template`;
+    case 'IN_SYNC':
+      return 'in sync with its template';
+    case 'NOT_CHECKED':
+      return 'not checked (no resource in it supports drift detection)';
+    default:
+      return `${s.status.toLowerCase().replace(/_/g, ' ')}${s.reason ? `: ${s.reason}` : ''}`;
+  }
+}
+
+/**
+ * The thread message (compact: a few differences per resource, values shortened) and, when anything
+ * had to be left out, the full report for a file. Every AWS value is shown as code.
+ */
+export function renderDriftReport(
+  stacks: StackDrift[] | null,
+  posture: { vpcIds: string[]; findings: PostureFinding[] },
+  region: string,
+): { message: string; full: string; shortened: boolean } {
+  const compact: string[] = [];
+  const full: string[] = [];
+  let shortened = false;
+  const push = (line: string) => {
+    if (compact.join('\n').length + line.length > MESSAGE_BUDGET) {
+      shortened = true;
+      return;
+    }
+    compact.push(line);
+  };
+  for (const s of stacks ?? []) {
+    const head = `*Stack ${code(s.stack)}*: ${describeStackStatus(s)}`;
+    push(head);
+    full.push(`Stack ${s.stack}: ${describeStackStatus(s)}`);
+    for (const r of s.resources) {
+      const what = `${code(r.logicalId)} ${r.type} ${code(r.physicalId)}`;
+      if (r.status === 'DELETED') {
+        push(`• ${what}: deleted outside CloudFormation`);
+        full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): DELETED outside CloudFormation`);
+        continue;
+      }
+      push(`• ${what}: ${r.differences.length} propert${r.differences.length === 1 ? 'y' : 'ies'} differ`);
+      for (const d of r.differences.slice(0, MAX_DIFFS_PER_RESOURCE))
+        push(`    ${describeDifference(d, 50)}`);
+      if (
+        r.differences.length > MAX_DIFFS_PER_RESOURCE ||
+        r.differences.some((d) => d.expected.length > 49 || d.actual.length > 49 || d.path.length > 49)
+      ) {
+        shortened = true;
+      }
+      full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): ${r.status}`);
+      for (const d of r.differences) {
+        full.push(`    ${d.kind} ${d.path}`, `      expected: ${d.expected}`, `      actual:   ${d.actual}`);
+      }
+      if (r.expectedProperties || r.actualProperties) {
+        full.push(
+          `    expected properties: ${r.expectedProperties}`,
+          `    actual properties:   ${r.actualProperties}`,
+        );
+      }
+    }
+  }
+  const scope =
+    posture.vpcIds.length === 1 ? posture.vpcIds[0] : `${posture.vpcIds.length} VPCs in ${region}`;
+  const head = `*Network posture* (${scope}): ${posture.findings.length === 0 ? 'no findings' : `${posture.findings.length} finding${posture.findings.length === 1 ? '' : 's'}`}`;
+  push(head);
+  full.push('', `Network posture (${scope}): ${posture.findings.length} findings`);
+  for (const f of posture.findings) {
+    push(`• ${code(f.resource)} in ${code(f.vpcId)}: ${code(f.rule, 160)}`);
+    if (f.rule.length > 159) shortened = true;
+    full.push(`  [${f.kind}] ${f.resource} in ${f.vpcId}: ${f.rule}`);
+  }
+  if (shortened) compact.push('_Shortened; the full report is attached._');
+  return { message: compact.join('\n'), full: `${full.join('\n')}\n`, shortened };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The runbook
+
+function describeTarget(target: DriftTarget, region: string): string {
+  if (target.kind === 'vpc') return `the network posture of ${target.vpcId}`;
+  const stacks = target.kind === 'all' ? `every active stack in ${region}` : `stack ${target.name}`;
+  return `drift of ${stacks}, and the network posture of every VPC in ${region}`;
+}
+
+async function planDrift(ctx: RunContext, input: DriftInput): Promise<Plan<DriftData>> {
+  const { target } = input;
+  const allowedPorts = [...(ctx.account.allowedPublicPorts ?? DEFAULT_ALLOWED_PUBLIC_PORTS)].sort(
+    (a, b) => a - b,
+  );
+  const calls: Plan['calls'] = [];
+  if (target.kind === 'all')
+    calls.push({ action: 'cloudformation:ListStacks', params: { StackStatusFilter: 'active' } });
+  if (target.kind !== 'vpc') {
+    const StackName = target.kind === 'stack' ? target.name : '<each stack>';
+    calls.push(
+      { action: 'cloudformation:DetectStackDrift', params: { StackName } },
+      {
+        action: 'cloudformation:DescribeStackDriftDetectionStatus',
+        params: { StackDriftDetectionId: '<from above>' },
+      },
+      {
+        action: 'cloudformation:DescribeStackResourceDrifts',
+        params: { StackName, StackResourceDriftStatusFilters: 'MODIFIED,DELETED' },
+      },
+    );
+  }
+  const filter =
+    target.kind === 'vpc' ? { Filters: `vpc-id=${target.vpcId}` } : ({} as Record<string, string>);
+  for (const action of ['DescribeVpcs', 'DescribeSecurityGroups', 'DescribeNetworkAcls', 'DescribeFlowLogs'])
+    calls.push({ action: `ec2:${action}`, params: filter });
+  const notes = ['Read-only: nothing in the account is changed.'];
+  if (target.kind !== 'vpc') {
+    notes.push(
+      'CloudFormation reads each resource with the read role to compare it with the template; a resource type the role cannot read is reported as not checked.',
+    );
+  }
+  return {
+    summary: `Check ${describeTarget(target, ctx.region)}`,
+    facts: [
+      ['Account', `${ctx.account.alias} (${ctx.account.id})`],
+      ['Region', ctx.region],
+      [
+        'Target',
+        target.kind === 'stack' ? target.name : target.kind === 'vpc' ? target.vpcId : 'every active stack',
+      ],
+      ['Allowed public ports', allowedPorts.length > 0 ? allowedPorts.join(', ') : 'none'],
+    ],
+    calls,
+    notes,
+    material: { accountId: ctx.account.id, region: ctx.region, target, allowedPorts },
+    data: { target, allowedPorts },
+  };
+}
+
+async function executeDrift(ctx: RunContext, plan: Plan<DriftData>): Promise<Outcome> {
+  const { target, allowedPorts } = plan.data;
+  const [stackResult, posture] = await Promise.all([
+    target.kind === 'vpc'
+      ? Promise.resolve(null)
+      : target.kind === 'all'
+        ? detectAllStacks(ctx.aws.client(CloudFormationClient), ctx.signal)
+        : detectStackDrift(ctx.aws.client(CloudFormationClient), target.name, ctx.signal).then((s) => ({
+            stacks: [s],
+            skipped: 0,
+          })),
+    checkNetworkPosture(
+      ctx.aws.client(EC2Client),
+      target.kind === 'vpc' ? target.vpcId : undefined,
+      allowedPorts,
+      ctx.signal,
+    ),
+  ]);
+  const stacks = stackResult?.stacks ?? null;
+  const drifted = (stacks ?? []).filter((s) => s.status === 'DRIFTED');
+  const problems = (stacks ?? []).filter((s) => ['FAILED', 'TIMED_OUT', 'NOT_STARTED'].includes(s.status));
+  const driftedResources = drifted.reduce((n, s) => n + s.resources.length, 0);
+  const report = renderDriftReport(stacks, posture, ctx.region);
+  await ctx.progress(report.message);
+
+  const parts: string[] = [];
+  if (target.kind === 'stack') {
+    const s = stacks?.[0];
+    if (s) parts.push(`Stack ${s.stack} is ${describeStackStatus(s)}.`);
+  } else if (target.kind === 'all') {
+    parts.push(
+      `${drifted.length} of ${stacks?.length ?? 0} stacks have drifted (${driftedResources} resources)${problems.length > 0 ? `; ${problems.length} could not be checked` : ''}.`,
+    );
+    if (stackResult && stackResult.skipped > 0)
+      parts.push(
+        `${stackResult.skipped} more stacks were not checked (at most ${DRIFT_LIMITS.maxStacks} per run).`,
+      );
+  }
+  const byKind = FINDING_KINDS.map(
+    (k) => [k, posture.findings.filter((f) => f.kind === k).length] as const,
+  ).filter(([, n]) => n > 0);
+  parts.push(
+    `Network posture: ${posture.findings.length === 0 ? 'no findings' : `${posture.findings.length} finding${posture.findings.length === 1 ? '' : 's'}`} in ${posture.vpcIds.length} VPC${posture.vpcIds.length === 1 ? '' : 's'}.`,
+  );
+  const facts: [string, string][] = [['Region', ctx.region]];
+  if (stacks) {
+    facts.push([
+      'Stacks',
+      target.kind === 'stack'
+        ? `${stacks[0]?.stack}: ${stacks[0]?.status ?? 'unknown'}`
+        : `${stacks.length} checked · ${drifted.length} drifted · ${problems.length} not checked`,
+    ]);
+    facts.push(['Drifted resources', String(driftedResources)]);
+  }
+  facts.push([
+    'Posture findings',
+    byKind.length === 0 ? 'none' : byKind.map(([k, n]) => `${k} ${n}`).join(' · '),
+  ]);
+  facts.push(['Allowed public ports', allowedPorts.join(', ') || 'none']);
+  const files: OutcomeFile[] = report.shortened
+    ? [{ filename: `drift-${ctx.runId}.txt`, title: `drift report (${ctx.region})`, content: report.full }]
+    : [];
+  return {
+    ok: problems.length === 0,
+    summary: parts.join(' '),
+    facts,
+    data: {
+      stacks: (stacks ?? []).map((s) => ({
+        stack: s.stack,
+        status: s.status,
+        reason: s.reason.slice(0, 300),
+        resources: s.resources.slice(0, 50).map((r) => ({
+          logicalId: r.logicalId,
+          type: r.type,
+          status: r.status,
+          differences: r.differences.length,
+        })),
+      })),
+      vpcs: posture.vpcIds,
+      findings: posture.findings.slice(0, 200) as unknown as Json,
+    },
+    files,
+  };
+}
+
+/** The runbook. */
+export const drift = defineRunbook({
+  id: 'drift',
+  title: 'Check drift and network posture',
+  risk: 'read-only',
+  description:
+    'CloudFormation drift per resource, and network posture (open security groups, ACLs, flow logs)',
+  usage: USAGE,
+  input: DriftInputSchema,
+  access: 'read',
+  iam: {
+    plan: [],
+    execute: [
+      'cloudformation:DetectStackDrift',
+      'cloudformation:DescribeStackDriftDetectionStatus',
+      'cloudformation:DescribeStackResourceDrifts',
+      'cloudformation:ListStacks',
+      'ec2:DescribeVpcs',
+      'ec2:DescribeSecurityGroups',
+      'ec2:DescribeNetworkAcls',
+      'ec2:DescribeFlowLogs',
+    ],
+  },
+  plan: planDrift,
+  // A read-only check: the approved target is what runs; there is nothing to re-read first.
+  recheck: async (_ctx, plan) => plan.material,
+  execute: executeDrift,
+  verify: async () => ({ ok: true, summary: 'Nothing was changed (read-only).', facts: [], data: null }),
+  undo: 'irreversible',
+});
