@@ -29,7 +29,8 @@ import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine.ts';
 import { createReminderRunner } from './schedule/run-reminder.ts';
 import { ReminderScheduler, SYSTEM_CLOCK, type SchedulerClock } from './schedule/reminder-scheduler.ts';
-import { openStore } from './store/open-store.ts';
+import { newReplicaId } from './runbooks/orphaned-runs.ts';
+import { openStore, redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 
 /** The Slack secrets the chosen mode needs. */
@@ -129,6 +130,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     (run) => postKeyAgeRunFindings(app.client, { config, runbooks: engine.runbooks, store, log, now }, run),
     log,
   );
+  const replicaId = newReplicaId();
   const engine = new Engine({
     config,
     store,
@@ -138,6 +140,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     notifier,
     log,
     now,
+    replica: { id: replicaId, orphanAfterMs: config.replicas.orphanAfter },
     ...(options.runbooks ? { runbooks: options.runbooks } : {}),
   });
   const mirror = config.slack.auditChannel
@@ -168,11 +171,19 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
 
   const { server, counters } = createHttpServer({
     ...(receiver ? { slackListener: receiver.requestListener } : {}),
-    health: () => store.ping(),
+    // Bounded, so that a probe sees 503 in time when the database does not answer.
+    health: () => withTimeout(store.ping(), 2_000),
     log,
     now,
   });
   let sweeper: NodeJS.Timeout | undefined;
+  let keeper: NodeJS.Timeout | undefined;
+  // Heartbeat for this replica's runs, then take over those of replicas that died (docs/deployment.md).
+  const keepRunsAlive = () =>
+    engine
+      .heartbeat()
+      .then(() => engine.recoverOrphans())
+      .catch((err: unknown) => log.warn({ err, replica: replicaId }, 'heartbeat or orphan recovery failed'));
 
   return {
     app,
@@ -194,6 +205,9 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
         engine.expireDue().catch((err: unknown) => log.warn({ err }, 'could not expire overdue requests'));
       }, options.sweepIntervalMs ?? 30_000);
       sweeper.unref();
+      void keepRunsAlive();
+      keeper = setInterval(keepRunsAlive, config.replicas.heartbeat);
+      keeper.unref();
       const port = (server.address() as AddressInfo).port;
       log.info(
         {
@@ -201,6 +215,8 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
           port,
           command: config.slack.command,
           accounts: config.accounts.map((a) => a.alias),
+          storage: redactDatabaseUrl(config.storage.url),
+          replica: replicaId,
         },
         'quell started',
       );
@@ -214,6 +230,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     async stop() {
       await reminders.stop();
       if (sweeper) clearInterval(sweeper);
+      if (keeper) clearInterval(keeper);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -226,4 +243,13 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       await store.close();
     },
   };
+}
+
+/** Rejects when `work` has not settled within `ms`. */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

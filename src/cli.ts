@@ -11,7 +11,7 @@ import { QuellError } from './errors.ts';
 import { assertConfigNamesKnownRunbooks } from './runbooks/engine.ts';
 import { RUNBOOKS } from './runbooks/registry.ts';
 import { configPath, startBot } from './start-bot.ts';
-import { openStore } from './store/open-store.ts';
+import { isPostgresUrl, openStore, redactDatabaseUrl } from './store/open-store.ts';
 
 const USAGE = `usage: quell <command>
 
@@ -77,9 +77,21 @@ async function auditVerify(args: string[], out: (text: string) => void): Promise
     out(`no audit database at ${file}\n`);
     return 1;
   }
-  const store = await openStore(url);
+  // Read-only: a PostgreSQL database is never migrated by a verification (a mistyped database name then
+  // fails below instead of being turned into an empty, "valid" audit log).
+  const store = await openStore(url, { migrate: !isPostgresUrl(url) });
   try {
-    const verdict = verifyAuditChain(await store.listAudit());
+    let entries: Awaited<ReturnType<typeof store.listAudit>>;
+    try {
+      entries = await store.listAudit();
+    } catch (error) {
+      const cause = (error as { cause?: unknown }).cause;
+      out(
+        `cannot read the audit log at ${redactDatabaseUrl(url)}: ${cause instanceof Error ? cause.message : String(error)}\n`,
+      );
+      return 1;
+    }
+    const verdict = verifyAuditChain(entries);
     if (verdict.ok) {
       out(`audit chain ok: ${verdict.entries} entries, head ${verdict.head}\n`);
       return 0;

@@ -75,7 +75,17 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
       response_type: 'ephemeral',
       text: `Planning \`${prepared.runbook.id}\`… ${prepared.runbook.risk === 'read-only' ? 'The result' : 'The plan and its approval buttons'} will appear in this channel.`,
     });
-    void engine.start(prepared, requester).catch((err: unknown) => log.error({ err }, 'run could not start'));
+    void engine.start(prepared, requester).catch(async (error: unknown) => {
+      // Failed before the run could even be recorded (the store is unreachable, say): nothing runs, and
+      // the requester hears why instead of waiting on "Planning…".
+      await respond({
+        response_type: 'ephemeral',
+        replace_original: false,
+        text: formatError(error, log, command),
+      }).catch((err: unknown) =>
+        log.warn({ err }, 'could not tell the requester that the run could not start'),
+      );
+    });
   });
 
   const onDecision = (decision: 'approve' | 'deny') =>

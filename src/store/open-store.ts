@@ -11,10 +11,12 @@ export function isPostgresUrl(url: string): boolean {
 /**
  * Opens and migrates the store named by `url`: `sqlite:<path>` (embedded, one process) or
  * `postgres://…` / `postgresql://…` (several replicas; the password comes from PGPASSWORD when the URL
- * has none).
+ * has none). `migrate: false` opens without changing the schema (for read-only tools such as
+ * `quell audit verify`).
  */
-export async function openStore(url: string): Promise<Store> {
+export async function openStore(url: string, options: { migrate?: boolean } = {}): Promise<Store> {
   const store = isPostgresUrl(url) ? new PostgresStore(url) : new SqliteStore(url);
+  if (options.migrate === false) return store;
   try {
     await store.migrate();
   } catch (error) {

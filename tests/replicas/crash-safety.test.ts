@@ -1,0 +1,320 @@
+/**
+ * Crash safety with real processes: two replicas (`node src/main.ts`, HTTP mode) share one PostgreSQL
+ * database and moto; the AWS endpoint and the Slack API are reached through loopback proxies that can
+ * hold a chosen request, so a replica can be killed with SIGKILL at an exact point:
+ *
+ *   1. after the ack (the command acknowledged, planning under way)
+ *   2. after the approval commit (the run is `approved`, not yet claimed for execution)
+ *   3. between the audit intent and the AWS call (UpdateAccessKey written as intent, never sent)
+ *   4. after the AWS call (UpdateAccessKey done in AWS, the replica never heard)
+ *
+ * Each time the surviving replica must pick the run up (1, 2) or hand it to an operator with a message
+ * in its thread (3, 4); nothing executes twice, no audit entry written before the kill is lost, and the
+ * chain verifies with `quell audit verify --db postgres://…` run as a process.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openStore } from '../../src/store/open-store.ts';
+import type { AuditRecord, RunRecord, Store } from '../../src/store/store.ts';
+import {
+  accountConfig,
+  adminIam,
+  createUserWithKey,
+  keyStatus,
+  randomAccountId,
+} from '../support/aws-fixtures.ts';
+import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
+import { type HoldProxy, startHoldProxy } from '../support/hold-proxy.ts';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { type ReplicaProcess, type ReplicaSetup, startReplicaProcess } from '../support/replica-process.ts';
+import { buttonClick, postSigned, slashCommand } from '../support/slack-requests.ts';
+
+const execFileAsync = promisify(execFile);
+const INCIDENT = 'C0INCIDENT';
+
+describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () => {
+  let db: TestDatabase;
+  let store: Store;
+  let slack: FakeSlack;
+  let slackProxy: HoldProxy;
+  let awsProxy: HoldProxy;
+  let iam: IAMClient;
+  let setup: ReplicaSetup;
+  const replicas: ReplicaProcess[] = [];
+  const accountId = randomAccountId();
+
+  const command = (replica: ReplicaProcess, text: string, user: string) =>
+    postSigned(
+      replica.baseUrl,
+      slashCommand({ text, user, channel: INCIDENT, responseUrl: `${slack.url}/response/${user}` }),
+    );
+  const click = (replica: ReplicaProcess, actionId: string, runId: string, user: string) =>
+    postSigned(
+      replica.baseUrl,
+      buttonClick({
+        actionId,
+        value: runId,
+        user,
+        channel: INCIDENT,
+        responseUrl: `${slack.url}/response/${user}`,
+      }),
+    );
+
+  /** Waits (bounded) until `check` returns a value. */
+  async function waitUntil<T>(
+    what: string,
+    check: () => Promise<T | undefined>,
+    timeoutMs = 20_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = await check();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  const runOf = (user: string, states: string[]) =>
+    waitUntil(`a run of ${user} in ${states.join('|')}`, async () => {
+      const [run] = await store.listRuns({ requester: user, limit: 1 });
+      return run && states.includes(run.state) ? run : undefined;
+    });
+  const runIn = (runId: string, states: string[], timeoutMs?: number) =>
+    waitUntil(
+      `run ${runId} in ${states.join('|')}`,
+      async () => {
+        const run = await store.getRun(runId);
+        return run && states.includes(run.state) ? run : undefined;
+      },
+      timeoutMs,
+    );
+  const entriesOf = async (runId: string, type: string, operation?: string) =>
+    (await store.listAudit({ runId })).filter(
+      (e) => e.type === type && (!operation || (e.data as { operation?: string }).operation === operation),
+    );
+  /** Every entry written so far must still be there, unchanged, after the kill. */
+  const expectNoEntryLost = async (before: AuditRecord[]) => {
+    const after = await store.listAudit();
+    expect(after.slice(0, before.length)).toEqual(before);
+  };
+  /** Intent before action: AWS never received a mutating call the audit log has no intent for. */
+  const expectIntentBeforeEveryCall = async (runId: string, counts: Map<string, number>) => {
+    for (const operation of ['UpdateAccessKey', 'PutUserPolicy']) {
+      const sent = awsProxy.forwarded(operation) - (counts.get(operation) ?? 0);
+      expect(sent).toBeLessThanOrEqual((await entriesOf(runId, 'aws.intent', operation)).length);
+    }
+  };
+  const countsNow = () =>
+    new Map(['UpdateAccessKey', 'PutUserPolicy'].map((o) => [o, awsProxy.forwarded(o)] as const));
+  /** Waits until the run's card is in the channel. */
+  const cardPosted = (runId: string) =>
+    slack.waitFor((calls) =>
+      calls.some(
+        (c) => c.method === 'chat.postMessage' && String(JSON.stringify(c.body.blocks)).includes(runId),
+      ),
+    );
+  const threadOf = (run: RunRecord) =>
+    slack
+      .callsOf('chat.postMessage')
+      .filter((c) => c.body.thread_ts === run.messageTs)
+      .map((c) => String(c.body.text));
+
+  beforeAll(async () => {
+    db = await createTestDatabase('crash');
+    store = await openStore(db.url);
+    slack = await startFakeSlack();
+    slackProxy = await startHoldProxy(slack.url);
+    awsProxy = await startHoldProxy(inject('motoUrl'));
+    iam = await adminIam(accountId);
+    setup = {
+      config: {
+        slack: { mode: 'http' },
+        accounts: [accountConfig('prod', accountId)],
+        approvals: { approvers: ['U0LEAD1', 'U0LEAD2'], expiresIn: '15m' },
+        channels: { [INCIDENT]: { runbooks: ['*'], accounts: ['*'] } },
+        // No password in the file: it comes from PGPASSWORD, as in production.
+        storage: { url: db.urlWithoutPassword },
+        replicas: { count: 2, heartbeat: '1s', orphanAfter: '3s' },
+      },
+      env: {
+        PGPASSWORD: db.password,
+        SLACK_API_URL: `${slackProxy.url}/api/`,
+        AWS_ENDPOINT_URL: awsProxy.url,
+      },
+    };
+    const [a, b] = await Promise.all([startReplicaProcess('a1', setup), startReplicaProcess('b', setup)]);
+    replicas.push(a, b);
+  });
+
+  afterAll(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await store?.close();
+    await slackProxy?.close();
+    await awsProxy?.close();
+    await slack?.close();
+    iam?.destroy();
+    await db?.drop();
+  });
+
+  const survivor = () => replicas[1] as ReplicaProcess;
+
+  it('1. after the ack: the request is planned again by the live replica, approved and run once', async () => {
+    const keyId = await createUserWithKey(iam, 'crash-ack');
+    const a = replicas[0] as ReplicaProcess;
+    // The first AWS request of planning (assuming the read role) is held: the command is acknowledged.
+    const held = awsProxy.hold('AssumeRole', 'request');
+    const ack = await command(a, `disable-key ${keyId} reason="kill after ack"`, 'U0RESP1');
+    expect(ack.status).toBe(200);
+    expect(String(ack.json?.text)).toContain('Planning');
+    await held;
+    const planning = await runOf('U0RESP1', ['planning']);
+    expect(planning.executor).toMatch(/-\d+-[0-9a-f]{6}$/);
+    const before = await store.listAudit();
+    await a.kill9();
+
+    const waiting = await runIn(planning.id, ['awaiting_approval'], 20_000);
+    expect(waiting.executor).not.toBe(planning.executor);
+    const recovered = await entriesOf(planning.id, 'run.recovered');
+    expect(recovered.map((e) => (e.data as { action: string }).action)).toEqual(['plan again']);
+    await expectNoEntryLost(before);
+    // The card was posted by the survivor; an approver clicks it there.
+    await cardPosted(planning.id);
+    const counts = countsNow();
+    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
+    await click(survivor(), 'quell_approve', planning.id, 'U0LEAD1');
+    expect((await runIn(planning.id, ['succeeded', 'failed'])).state).toBe('succeeded');
+    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(await entriesOf(planning.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
+    expect(await keyStatus(iam, 'crash-ack', keyId)).toBe('Inactive');
+    await expectIntentBeforeEveryCall(planning.id, counts);
+    replicas[0] = await startReplicaProcess('a2', setup);
+  });
+
+  it('2. after the approval commit: the pending approval survives and the live replica executes it once', async () => {
+    const keyId = await createUserWithKey(iam, 'crash-approved');
+    const a = replicas[0] as ReplicaProcess;
+    await command(a, `disable-key ${keyId} reason="kill after approval"`, 'U0RESP2');
+    const waiting = await runOf('U0RESP2', ['awaiting_approval']);
+    await cardPosted(waiting.id);
+    // The card update that follows the decision is held: the approval has committed, nothing else.
+    const held = slackProxy.hold('chat.update', 'request');
+    const counts = countsNow();
+    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
+    await click(a, 'quell_approve', waiting.id, 'U0LEAD1');
+    await held;
+    const approved = await store.getRun(waiting.id);
+    expect(approved?.state).toBe('approved');
+    const before = await store.listAudit();
+    await a.kill9();
+
+    const done = await runIn(waiting.id, ['succeeded', 'failed', 'needs_operator', 'expired'], 20_000);
+    expect(done.state).toBe('succeeded');
+    const recovered = await entriesOf(waiting.id, 'run.recovered');
+    expect(recovered.map((e) => (e.data as { action: string }).action)).toEqual(['execute']);
+    expect(await entriesOf(waiting.id, 'execute.started')).toHaveLength(1);
+    expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
+    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(await keyStatus(iam, 'crash-approved', keyId)).toBe('Inactive');
+    await expectIntentBeforeEveryCall(waiting.id, counts);
+    await expectNoEntryLost(before);
+    replicas[0] = await startReplicaProcess('a3', setup);
+  });
+
+  it('3. between the audit intent and the AWS call: needs an operator, the call never sent, never retried', async () => {
+    const keyId = await createUserWithKey(iam, 'crash-intent');
+    const a = replicas[0] as ReplicaProcess;
+    await command(survivor(), `disable-key ${keyId} reason="kill before the call"`, 'U0RESP3');
+    const waiting = await runOf('U0RESP3', ['awaiting_approval']);
+    await cardPosted(waiting.id);
+    const counts = countsNow();
+    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
+    const held = awsProxy.hold('UpdateAccessKey', 'request');
+    await click(a, 'quell_approve', waiting.id, 'U0LEAD2');
+    await held;
+    expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
+    expect(await entriesOf(waiting.id, 'aws.call', 'UpdateAccessKey')).toHaveLength(0);
+    expect((await store.getRun(waiting.id))?.state).toBe('running');
+    const before = await store.listAudit();
+    await a.kill9();
+
+    const stuck = await runIn(waiting.id, ['needs_operator', 'succeeded', 'failed'], 20_000);
+    expect(stuck.state).toBe('needs_operator');
+    expect(String((stuck.error as { message?: string }).message)).toContain('`iam:UpdateAccessKey`');
+    await slack.waitFor(() => threadOf(stuck).some((t) => t.includes('Needs an operator')));
+    expect(threadOf(stuck).find((t) => t.includes('Needs an operator'))).toContain('iam:UpdateAccessKey');
+    expect(
+      slack
+        .callsOf('chat.update')
+        .some(
+          (c) => c.body.ts === stuck.messageTs && JSON.stringify(c.body.blocks).includes('Needs an operator'),
+        ),
+    ).toBe(true);
+    const marked = await entriesOf(waiting.id, 'run.needs_operator');
+    expect(marked).toHaveLength(1);
+    // disable-key sends PutUserPolicy alongside; at the kill it may not have started, be unanswered or be done.
+    const calls = marked[0]?.data as { unfinished: string[]; completed: string[] };
+    expect(calls.unfinished).toContain('iam:UpdateAccessKey');
+    for (const name of [...calls.unfinished, ...calls.completed])
+      expect(['iam:PutUserPolicy', 'iam:UpdateAccessKey']).toContain(name);
+    await expectIntentBeforeEveryCall(waiting.id, counts);
+    // Never sent (the caller died while it was held) and never retried.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(0);
+    expect(await keyStatus(iam, 'crash-intent', keyId)).toBe('Active');
+    expect((await store.getRun(waiting.id))?.state).toBe('needs_operator');
+    await expectNoEntryLost(before);
+    replicas[0] = await startReplicaProcess('a4', setup);
+  });
+
+  it('4. after the AWS call: needs an operator, the call made exactly once, never repeated', async () => {
+    const keyId = await createUserWithKey(iam, 'crash-call');
+    const a = replicas[0] as ReplicaProcess;
+    await command(survivor(), `disable-key ${keyId} reason="kill after the call"`, 'U0RESP4');
+    const waiting = await runOf('U0RESP4', ['awaiting_approval']);
+    await cardPosted(waiting.id);
+    const counts = countsNow();
+    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
+    const held = awsProxy.hold('UpdateAccessKey', 'response');
+    await click(a, 'quell_approve', waiting.id, 'U0LEAD2');
+    await held;
+    expect(await keyStatus(iam, 'crash-call', keyId)).toBe('Inactive');
+    const before = await store.listAudit();
+    await a.kill9();
+
+    const stuck = await runIn(waiting.id, ['needs_operator', 'succeeded', 'failed'], 20_000);
+    expect(stuck.state).toBe('needs_operator');
+    await slack.waitFor(() => threadOf(stuck).some((t) => t.includes('Needs an operator')));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
+    expect((await entriesOf(waiting.id, 'aws.intent', 'PutUserPolicy')).length).toBeLessThanOrEqual(1);
+    await expectIntentBeforeEveryCall(waiting.id, counts);
+    const marked = await entriesOf(waiting.id, 'run.needs_operator');
+    expect((marked[0]?.data as { unfinished: string[] }).unfinished).toContain('iam:UpdateAccessKey');
+    expect((await store.getRun(waiting.id))?.state).toBe('needs_operator');
+    await expectNoEntryLost(before);
+  });
+
+  it('the audit chain verifies across all of it (quell audit verify --db postgres://… as a process)', async () => {
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      ['bin/quell.js', 'audit', 'verify', '--db', db.url],
+      {
+        env: { ...process.env, QUELL_LOG_LEVEL: 'silent' },
+      },
+    );
+    const entries = (await store.listAudit()).length;
+    expect(stdout).toContain(`audit chain ok: ${entries} entries`);
+    // Nothing ran twice: one execution per run that executed.
+    const runs = await store.listRuns({ limit: 50 });
+    for (const run of runs) {
+      expect((await entriesOf(run.id, 'execute.started')).length).toBeLessThanOrEqual(1);
+      expect((await entriesOf(run.id, 'aws.intent', 'UpdateAccessKey')).length).toBeLessThanOrEqual(1);
+    }
+    // The password never reached a replica's output.
+    for (const replica of replicas) expect(replica.output()).not.toContain(db.password);
+  });
+});
