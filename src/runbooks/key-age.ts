@@ -134,9 +134,16 @@ async function getReport(
       generatedAt: out.GeneratedTime ?? null,
     };
   } catch (error) {
-    // ReportNotPresent (none yet), ReportExpired (older than 4 h), ReportInProgress: generate and poll.
+    // No report yet, expired (older than 4 h), or still being generated: generate and poll. The SDK names
+    // them CredentialReport{NotPresent,Expired,NotReady}Exception; the API documents ReportNotPresent etc.
     const code = error instanceof AwsCallFailedError ? error.awsCode : (error as Error | undefined)?.name;
-    if (code && /^Report(NotPresent|Expired|InProgress)/.test(code)) return undefined;
+    if (
+      code &&
+      /^(CredentialReport(NotPresent|Expired|NotReady)Exception|Report(NotPresent|Expired|InProgress))$/.test(
+        code,
+      )
+    )
+      return undefined;
     if (error instanceof AwsResourceNotFoundError) return undefined;
     throw error;
   }

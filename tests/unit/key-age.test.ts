@@ -143,7 +143,7 @@ describe('fetchCredentialReport', () => {
   it('generates when the report is stale or missing, and polls until COMPLETE', async () => {
     iamMock
       .on(GetCredentialReportCommand)
-      .rejectsOnce(Object.assign(new Error('none'), { name: 'ReportNotPresent' }))
+      .rejectsOnce(Object.assign(new Error('none'), { name: 'CredentialReportNotPresentException' }))
       .resolves({ Content: content('user,arn\n'), GeneratedTime: NOW });
     iamMock
       .on(GenerateCredentialReportCommand)
@@ -156,6 +156,25 @@ describe('fetchCredentialReport', () => {
     });
     expect(out).toMatchObject({ reused: false, csv: 'user,arn\n' });
     expect(iamMock.commandCalls(GenerateCredentialReportCommand)).toHaveLength(3);
+  });
+
+  it('generates when the report expired (the SDK error name) and does not swallow other errors', async () => {
+    iamMock
+      .on(GetCredentialReportCommand)
+      .rejectsOnce(Object.assign(new Error('old'), { name: 'CredentialReportExpiredException' }))
+      .resolves({ Content: content('user,arn\n'), GeneratedTime: NOW });
+    iamMock.on(GenerateCredentialReportCommand).resolves({ State: 'COMPLETE' });
+    await expect(
+      fetchCredentialReport(new IAMClient({ region: 'us-east-1' }), { now: NOW }),
+    ).resolves.toMatchObject({
+      reused: false,
+    });
+    iamMock.reset();
+    iamMock.on(GetCredentialReportCommand).rejects(Object.assign(new Error('no'), { name: 'AccessDenied' }));
+    await expect(fetchCredentialReport(new IAMClient({ region: 'us-east-1' }), { now: NOW })).rejects.toThrow(
+      'no',
+    );
+    expect(iamMock.commandCalls(GenerateCredentialReportCommand)).toHaveLength(0);
   });
 
   it('gives up after the last poll and says how long it waited', async () => {
@@ -171,7 +190,6 @@ describe('fetchCredentialReport', () => {
 });
 
 describe('resolveKeysAndOwners', () => {
-
   it('matches slots to key ids by creation time and reads the owner tags', async () => {
     const findings = findKeyAgeFindings(
       [row('alice', { created: 200 }, { created: 100 })],
