@@ -112,7 +112,7 @@ export class AwsClientFactory {
     meta: { runId: string; accountId: string; region: string; roleArn: string },
   ) {
     const service = servicePrefix(clientName);
-    const limiter = this.#limiters.for(service, meta.accountId, meta.region);
+    const limiters = this.#limiters;
     const recorder = this.#recorder;
     const stack = client.middlewareStack as MiddlewareStackAdd;
 
@@ -171,7 +171,16 @@ export class AwsClientFactory {
     // Innermost of finalizeRequest (the SDK's retry middleware is `high` in the same step), so each
     // attempt, including retries, takes a slot from the limiter.
     stack.add(
-      (next: (args: unknown) => Promise<unknown>) => (args: unknown) => limiter.schedule(() => next(args)),
+      (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => {
+        // Per call: an operation with a limit of its own (EC2 throttles each API separately) has its own limiter.
+        const limiter = limiters.for(
+          service,
+          meta.accountId,
+          meta.region,
+          operationName(context.commandName ?? ''),
+        );
+        return (args: unknown) => limiter.schedule(() => next(args));
+      },
       { step: 'finalizeRequest', name: 'quellRateLimit', priority: 'low' },
     );
   }

@@ -15,6 +15,11 @@ export interface RateLimit {
    * margin), for APIs whose limit holds over any one-second window.
    */
   pacing?: 'burst' | 'spaced';
+  /**
+   * A token bucket, the way EC2 throttles: up to `burst` requests at once, and `perSecond` more every
+   * second up to `burst` again. Without it, a `burst` limit allows `perSecond` requests per second.
+   */
+  burst?: number;
 }
 
 /**
@@ -35,10 +40,27 @@ export const DEFAULT_RATE_LIMITS: Record<string, RateLimit> = {
   sts: { perSecond: 10, maxConcurrent: 8 },
   cloudtrail: { perSecond: 2, maxConcurrent: 2, pacing: 'spaced' },
   default: { perSecond: 20, maxConcurrent: 10 },
+  // EC2 throttles per account, Region and API with token buckets
+  // (docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): non-mutating actions 100 tokens
+  // refilled at 20 per second, mutating actions 50 refilled at 5 per second. A `service:Operation` entry
+  // gets a limiter of its own, so that isolate-vpc can send every subnet's move at once up to the bucket
+  // (a VPC has at most 200 subnets by default) and is then paced at the refill rate.
+  ec2: { perSecond: 20, burst: 100, maxConcurrent: 25 },
+  'ec2:ReplaceNetworkAclAssociation': { perSecond: 5, burst: 50, maxConcurrent: 50 },
+  'ec2:CreateNetworkAclEntry': { perSecond: 5, burst: 50, maxConcurrent: 50 },
 };
 
 /** The bottleneck settings for a limit. */
 export function limiterOptions(limit: RateLimit): Bottleneck.ConstructorOptions {
+  if (limit.burst !== undefined && limit.pacing !== 'spaced') {
+    return {
+      maxConcurrent: limit.maxConcurrent,
+      reservoir: limit.burst,
+      reservoirIncreaseAmount: limit.perSecond,
+      reservoirIncreaseInterval: 1000,
+      reservoirIncreaseMaximum: limit.burst,
+    };
+  }
   if (limit.pacing === 'spaced') {
     return {
       maxConcurrent: limit.maxConcurrent,
@@ -62,12 +84,17 @@ export class RateLimiters {
     this.#limits = limits;
   }
 
-  /** The limiter for one service in one account and region. */
-  for(service: string, accountId: string, region: string): Bottleneck {
-    const key = `${service}:${accountId}:${region}`;
+  /**
+   * The limiter for one service in one account and region, or for one operation of it when the limits
+   * name that operation (`ec2:ReplaceNetworkAclAssociation`).
+   */
+  for(service: string, accountId: string, region: string, operation?: string): Bottleneck {
+    const own = operation ? `${service}:${operation}` : undefined;
+    const name = own && this.#limits[own] ? own : service;
+    const key = `${name}:${accountId}:${region}`;
     let limiter = this.#limiters.get(key);
     if (!limiter) {
-      const limit = this.#limits[service] ?? this.#limits.default ?? { perSecond: 20, maxConcurrent: 10 };
+      const limit = this.#limits[name] ?? this.#limits.default ?? { perSecond: 20, maxConcurrent: 10 };
       limiter = new Bottleneck(limiterOptions(limit));
       this.#limiters.set(key, limiter);
     }

@@ -2,11 +2,22 @@
 import type { AnyRunbook } from './define-runbook.ts';
 import { disableKey } from './disable-key.ts';
 import { drift } from './drift.ts';
+import { isolateVpc } from './isolate-vpc.ts';
 import { keyAge } from './key-age.ts';
+import { restoreVpc } from './restore-vpc.ts';
+import { rotateSecret } from './rotate-secret.ts';
 import { trail } from './trail.ts';
 
 /** The runbooks, in the order `help` lists them. */
-export const RUNBOOKS: readonly AnyRunbook[] = [disableKey, trail, drift, keyAge];
+export const RUNBOOKS: readonly AnyRunbook[] = [
+  disableKey,
+  trail,
+  isolateVpc,
+  restoreVpc,
+  rotateSecret,
+  drift,
+  keyAge,
+];
 
 /** Words of the grammar that are not runbooks. */
 export const BUILTIN_COMMANDS = ['help', 'status'] as const;
