@@ -3,6 +3,8 @@
  * credentials from the run's assumed-role session, bottleneck pacing on every attempt, and a middleware
  * that reports each call (intent first, for mutating calls) and turns errors into quell errors.
  */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { AccountConfig } from '../config.ts';
 import { operationName, servicePrefix, toAwsError } from './aws-errors.ts';
 import { type AwsCallRecorder, isMutatingOperation } from './call-recorder.ts';
@@ -11,10 +13,19 @@ import type { RateLimiters } from './rate-limits.ts';
 import type { AwsSessions, RoleTier, SessionRequest } from './sessions.ts';
 
 /** The configuration quell gives every client. */
+/** Options of the SDK's Node HTTP handler that quell sets (shared agents, timeouts). */
+export interface SharedRequestHandlerOptions {
+  httpsAgent: HttpsAgent;
+  httpAgent: HttpAgent;
+  connectionTimeout: number;
+  requestTimeout: number;
+}
+
 export interface ScopedClientConfig {
   region: string;
   credentials: () => Promise<TemporaryCredentials>;
   maxAttempts: number;
+  requestHandler: SharedRequestHandlerOptions;
 }
 
 /** The minimal shape of an SDK v3 client that quell relies on. */
@@ -50,6 +61,7 @@ export class AwsClientFactory {
   readonly #limiters: RateLimiters;
   readonly #recorder: AwsCallRecorder;
   readonly #maxAttempts: number;
+  readonly #requestHandler: SharedRequestHandlerOptions;
 
   constructor(options: {
     sessions: AwsSessions;
@@ -61,6 +73,14 @@ export class AwsClientFactory {
     this.#limiters = options.limiters;
     this.#recorder = options.recorder;
     this.#maxAttempts = options.maxAttempts ?? 5;
+    // One keep-alive agent pair for every client of every run: the approving click's calls reuse warm
+    // connections (and their TLS sessions) instead of opening new ones.
+    this.#requestHandler = {
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 64 }),
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 64 }),
+      connectionTimeout: 5_000,
+      requestTimeout: 30_000,
+    };
   }
 
   /** Starts assuming the session now, so that a later call does not wait for STS. */
@@ -89,7 +109,12 @@ export class AwsClientFactory {
         const key = `${Client.name}|${region}`;
         const existing = clients.get(key);
         if (existing) return existing as C;
-        const client = new Client({ region, credentials: provider, maxAttempts: factory.#maxAttempts });
+        const client = new Client({
+          region,
+          credentials: provider,
+          maxAttempts: factory.#maxAttempts,
+          requestHandler: factory.#requestHandler,
+        });
         factory.#instrument(client, Client.name, {
           runId: request.runId,
           accountId: request.account.id,

@@ -33,6 +33,7 @@ import {
 } from '../errors.ts';
 import { createErrorRef, type Logger } from '../logger.ts';
 import type { DecisionRecord, Json, RunRecord, RunState, Store } from '../store/store.ts';
+import { BoundedQueue } from './bounded-queue.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import {
   type AnyRunbook,
@@ -114,6 +115,8 @@ export interface EngineDeps {
   now?: () => number;
   /** How long execute + verify may take before the run is aborted. */
   executionTimeoutMs?: number;
+  /** How many runs may be planned at once (the rest wait their turn, after their commands were acknowledged). */
+  startConcurrency?: number;
   /** This replica's identity and when another replica's run counts as orphaned (config `replicas`). */
   replica?: ReplicaOptions;
 }
@@ -141,8 +144,12 @@ export function hashMaterial(material: Json): string {
 
 /** The run engine. */
 export class Engine {
-  readonly #d: Required<Omit<EngineDeps, 'executionTimeoutMs'>> & { executionTimeoutMs: number };
+  readonly #d: Required<Omit<EngineDeps, 'executionTimeoutMs' | 'startConcurrency'>> & {
+    executionTimeoutMs: number;
+  };
   readonly #inFlight = new Set<Promise<unknown>>();
+  readonly #startQueue: BoundedQueue;
+  readonly #showChains = new Map<string, Promise<void>>();
   /** The CLI's confirmation prompts, by run id, asked once the plan is known (see StartOptions). */
   readonly #confirmations = new Map<string, NonNullable<StartOptions['confirm']>>();
   /** Runs this process is planning or executing right now: the ones its heartbeat keeps alive. */
@@ -159,6 +166,7 @@ export class Engine {
       ...deps,
     };
     assertConfigNamesKnownRunbooks(this.#d.config, this.#d.runbooks);
+    this.#startQueue = new BoundedQueue(deps.startConcurrency ?? 16);
   }
 
   get config(): Config {
@@ -234,7 +242,8 @@ export class Engine {
     requester: Requester,
     options: StartOptions = {},
   ): Promise<RunRecord | undefined> {
-    const work = this.#start(prepared, requester, options.confirm);
+    // Queued: a burst of commands is acknowledged first, and planned at most `startConcurrency` at a time.
+    const work = this.#startQueue.run(() => this.#start(prepared, requester, options.confirm));
     return this.#track(work);
   }
 
@@ -639,7 +648,11 @@ export class Engine {
           run.id,
           ['planning'],
           'denied',
-          { plan: planJson, planHash, error: { code: 'cancelled', message: 'The requester cancelled at the prompt.' } },
+          {
+            plan: planJson,
+            planHash,
+            error: { code: 'cancelled', message: 'The requester cancelled at the prompt.' },
+          },
           this.#d.now(),
         );
         await this.#d.audit.record({
@@ -699,9 +712,11 @@ export class Engine {
     const waiting = await this.#mustGet(run.id);
     await this.#show(waiting);
     // Assume the respond session while the card waits, so the approving click costs no STS round trip.
-    this.#d.aws.prewarm(this.#sessionRequest(waiting, runbook, runbook.access)).catch((err: unknown) => {
-      this.#d.log.warn({ err, runId: run.id }, 'could not assume the respond role ahead of approval');
-    });
+    void this.#track(
+      this.#d.aws.prewarm(this.#sessionRequest(waiting, runbook, runbook.access)).catch((err: unknown) => {
+        this.#d.log.warn({ err, runId: run.id }, 'could not assume the respond role ahead of approval');
+      }),
+    );
     return waiting;
   }
 
@@ -769,7 +784,8 @@ export class Engine {
         `Run \`${runId}\` is ${run.state.replace('_', ' ')}; it takes no more decisions.`,
       );
     }
-    await this.#show(run);
+    // The card refresh is ordered per run but not awaited: a Slack round trip must not delay the change.
+    void this.#show(run);
     if (outcome.kind === 'approved') {
       await this.#d.audit.record({
         type: 'run.approved',
@@ -1079,8 +1095,21 @@ export class Engine {
     return run;
   }
 
-  async #show(run: RunRecord): Promise<void> {
+  /** Shows the run's current state on its card; calls for one run are applied in order. */
+  #show(run: RunRecord): Promise<void> {
+    const previous = this.#showChains.get(run.id) ?? Promise.resolve();
+    const next = previous.then(() => this.#showNow(run.id, run));
+    this.#showChains.set(run.id, next);
+    void next.finally(() => {
+      if (this.#showChains.get(run.id) === next) this.#showChains.delete(run.id);
+    });
+    return this.#track(next);
+  }
+
+  async #showNow(runId: string, fallback: RunRecord): Promise<void> {
     try {
+      // Always the latest state (and the card's ts, once an earlier call has posted it).
+      const run = (await this.#d.store.getRun(runId)) ?? fallback;
       const ts = await this.#d.notifier.showRun({
         run,
         decisions: await this.#d.store.listDecisions(run.id),
@@ -1088,7 +1117,7 @@ export class Engine {
       });
       if (ts && ts !== run.messageTs) await this.#d.store.patchRun(run.id, { messageTs: ts }, this.#d.now());
     } catch (err) {
-      this.#d.log.warn({ err, runId: run.id }, 'could not show the run');
+      this.#d.log.warn({ err, runId }, 'could not show the run');
     }
   }
 
