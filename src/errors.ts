@@ -47,12 +47,18 @@ export class InputInvalidError extends QuellError {
   }
 }
 
-/** A policy (channel guardrail, approver list, self-approval rule, …) refuses the action. */
+/**
+ * A policy (channel guardrail, approver list, self-approval rule, …) refuses the action. `rule` names the
+ * configuration key (or built-in rule) that refused; `contacts` are the Slack users and user groups who
+ * can change it, shown as "who can change it" (empty for rules nobody can change).
+ */
 export class NotAllowedError extends QuellError {
   readonly rule: string;
-  constructor(message: string, rule: string) {
+  readonly contacts: readonly string[];
+  constructor(message: string, rule: string, contacts: readonly string[] = []) {
     super(ErrorCode.NotAllowed, message);
     this.rule = rule;
+    this.contacts = contacts;
   }
 }
 

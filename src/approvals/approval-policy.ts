@@ -25,6 +25,14 @@ export function requiredApprovals(config: Config, runbookId: string, risk: Risk)
   return Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
 }
 
+/**
+ * Who can change a policy: the people who maintain quell's configuration. quell does not know them, so
+ * it names the approvers (the security leads who decide runs), users and groups alike.
+ */
+export function policyContacts(config: Config): string[] {
+  return [...config.approvals.approvers];
+}
+
 /** Whether the user may skip approval (and owes a post-hoc review). */
 export function isBreakGlass(config: Config, userId: string): boolean {
   return config.approvals.breakGlass.includes(userId);
@@ -40,6 +48,7 @@ export async function assertApprover(
   throw new NotAllowedError(
     'You are not an approver for quell. Approvers are listed in `approvals.approvers` of the configuration; ask your security lead to add you or your user group.',
     'approvals.approvers',
+    policyContacts(config),
   );
 }
 
@@ -55,6 +64,7 @@ export async function assertRequester(
   throw new NotAllowedError(
     `You may not request \`${runbookId}\`: \`approvals.runbooks.${runbookId}.requesters\` does not list you or a group of yours. Ask your security lead.`,
     `approvals.runbooks.${runbookId}.requesters`,
+    policyContacts(config),
   );
 }
 
@@ -94,22 +104,27 @@ export function assertChannelAllows(
   accountAlias?: string,
 ): void {
   const rule = config.channels[channel];
+  const contacts = policyContacts(config);
   if (!rule) {
+    const place = channel.startsWith('D') ? 'this direct message' : 'this channel';
     throw new NotAllowedError(
-      `quell runs nothing in this channel: it has no entry under \`channels\` in the configuration. Use an incident channel, or ask your security lead to add \`${channel}\`.`,
+      `quell runs nothing in ${place}: it has no entry under \`channels\` in the configuration (a direct message counts as a channel of its own). Use an incident channel, or ask your security lead to add \`${channel}\`.`,
       `channels.${channel}`,
+      contacts,
     );
   }
   if (!channelAllows(config, channel, runbookId)) {
     throw new NotAllowedError(
       `\`${runbookId}\` may not run in this channel (\`channels.${channel}.runbooks\` allows ${rule.runbooks.map((r) => `\`${r}\``).join(', ') || 'nothing'}). Ask your security lead to change it.`,
       `channels.${channel}.runbooks`,
+      contacts,
     );
   }
   if (accountAlias !== undefined && !channelAllows(config, channel, runbookId, accountAlias)) {
     throw new NotAllowedError(
       `Account \`${accountAlias}\` may not be used from this channel (\`channels.${channel}.accounts\` allows ${rule.accounts.map((a) => `\`${a}\``).join(', ') || 'nothing'}). Ask your security lead to change it.`,
       `channels.${channel}.accounts`,
+      contacts,
     );
   }
 }

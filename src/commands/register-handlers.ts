@@ -13,6 +13,7 @@ import { keyActivityArgs } from '../runbooks/trail.ts';
 import { buildHelp } from './build-help.ts';
 import { ACTION, buildRunCard } from './build-run-card.ts';
 import { formatError } from './format-error.ts';
+import { helpContext, listRunnableRunbooks } from './list-runnable-runbooks.ts';
 import type { SlackRequester } from './slack-notifier.ts';
 
 /** Wires the command and button handlers onto a Bolt app. */
@@ -39,7 +40,11 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
     if (parsed.name === 'help') {
       await ack({
         response_type: 'ephemeral',
-        ...buildHelp(command, engine.runbooksAllowedIn(cmd.channel_id)),
+        ...buildHelp(
+          command,
+          await listRunnableRunbooks(engine, cmd.user_id, cmd.channel_id),
+          helpContext(engine, cmd.channel_id),
+        ),
       });
       return;
     }
