@@ -52,6 +52,7 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
   afterAll(async () => {
     await t?.close();
     await proxy?.close();
+    process.env.AWS_ENDPOINT_URL = inject('motoUrl');
     ec2?.destroy();
   });
 

@@ -55,6 +55,7 @@ describe('rotate-secret through the engine against moto', () => {
   afterAll(async () => {
     await t?.close();
     await proxy?.close();
+    process.env.AWS_ENDPOINT_URL = inject('motoUrl');
     sm?.destroy();
   });
 
