@@ -357,9 +357,9 @@ async function planIsolate(ctx: RunContext, input: IsolateVpcInput): Promise<Pla
     const quarantined = acl !== undefined && isQuarantineAcl(acl, vpcId);
     (quarantined ? alreadyQuarantined : moves).push({ subnetId, aclId });
     const name = tagOf(subnet.Tags, 'Name');
-    const count = (n: number, what: string) => (n > 0 ? `, ${n} ${what}` : '');
+    const count = (n: number, what: string) => (n > 0 ? `, ${n} ${what}${n === 1 ? '' : 's'}` : '');
     lines.push(
-      `${subnetId}${name ? ` (${name})` : ''} ${subnet.CidrBlock ?? ''} on ${aclId}${acl?.IsDefault ? ' (default ACL)' : quarantined ? ' (quarantine)' : ''}${count(instances.filter((i) => i.subnetId === subnetId).length, 'instances')}${count(enis.filter((e) => e.subnetId === subnetId).length, 'ENIs')}`,
+      `${subnetId}${name ? ` (${name})` : ''} ${subnet.CidrBlock ?? ''} on ${aclId}${acl?.IsDefault ? ' (default ACL)' : quarantined ? ' (quarantine)' : ''}${count(instances.filter((i) => i.subnetId === subnetId).length, 'instance')}${count(enis.filter((e) => e.subnetId === subnetId).length, 'ENI')}`,
     );
   }
   if (moves.length === 0) {
@@ -629,7 +629,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
     partial: !ok && (result.isolated.length > 0 || result.created || result.rulesWritten > 0),
     summary: ok
       ? `Isolated ${result.isolated.length} subnet(s) of ${vpcId} on quarantine ACL ${quarantineAclId}, which allows ${allow ? `only ${allow}` : 'nothing'}.`
-      : `Partially applied: ${result.isolated.length} of ${moves.length} subnet(s) of ${vpcId} isolated on ${quarantineAclId}. Isolated: ${list(result.isolated, 20)}. NOT isolated: ${list(notIsolated, 20)}. Retry moves the rest under the same approval; Undo puts back what was moved.`,
+      : `${result.isolated.length} of ${moves.length} subnet(s) of ${vpcId} isolated on ${quarantineAclId}. Isolated: ${list(result.isolated, 20)}. NOT isolated: ${list(notIsolated, 20)}. Retry moves the rest under the same approval; Undo puts back what was moved.`,
     facts: [
       ['Quarantine ACL', `${quarantineAclId} (${result.created ? 'created' : 'reused'})`],
       ['Isolated', list(result.isolated, 20)],
@@ -882,7 +882,7 @@ export async function executeRestore(
     partial: !ok && (result.restored.length > 0 || result.deleted.length > 0),
     summary: ok
       ? `Restored ${result.restored.length} subnet(s) of ${vpcId} to their previous ACL${result.deleted.length ? `; deleted ${list(result.deleted)}` : ''}.`
-      : `Partially restored: ${result.restored.length} of ${moves.length} subnet(s) back. ${list(problems, 20)}.`,
+      : `${result.restored.length} of ${moves.length} subnet(s) back on their previous ACL. ${list(problems, 20)}.`,
     facts: [
       ['Restored', list(result.restored, 20)],
       ['Deleted', list(result.deleted)],
