@@ -166,7 +166,7 @@ export class Engine {
       ...deps,
     };
     assertConfigNamesKnownRunbooks(this.#d.config, this.#d.runbooks);
-    this.#startQueue = new BoundedQueue(deps.startConcurrency ?? 16);
+    this.#startQueue = new BoundedQueue(deps.startConcurrency ?? 8);
   }
 
   get config(): Config {
