@@ -27,9 +27,9 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine.ts';
-import { createReminderRunner } from './schedule/run-reminder.ts';
-import { ReminderScheduler, SYSTEM_CLOCK, type SchedulerClock } from './schedule/reminder-scheduler.ts';
 import { newReplicaId } from './runbooks/orphaned-runs.ts';
+import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
+import { createReminderRunner } from './schedule/run-reminder.ts';
 import { openStore, redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 
@@ -93,7 +93,8 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     log,
     { now, recorder },
   );
-  const limiters = new RateLimiters(options.rateLimits);
+  // Each replica paces at its share of every AWS limit (config replicas.count).
+  const limiters = new RateLimiters(options.rateLimits, { replicas: config.replicas.count });
   const aws = new AwsClientFactory({ sessions, limiters, recorder });
 
   const boltLogger = createBoltLogger(log);
@@ -154,6 +155,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     config,
     store,
     log,
+    owner: replicaId,
     clock: options.schedulerClock ?? { ...SYSTEM_CLOCK, now },
     run: createReminderRunner({
       config,

@@ -67,11 +67,31 @@ export function limiterOptions(limit: RateLimit): Bottleneck.ConstructorOptions 
       minTime: Math.ceil((1000 / limit.perSecond) * SPACING_MARGIN),
     };
   }
+  // A fractional rate (one replica's share, say 10/3 per second) refills a whole number of requests over
+  // a longer interval (3 every 900 ms) instead of rounding the rate.
+  const amount = Math.max(1, Math.floor(limit.perSecond));
   return {
     maxConcurrent: limit.maxConcurrent,
-    reservoir: limit.perSecond,
-    reservoirRefreshAmount: limit.perSecond,
-    reservoirRefreshInterval: 1000,
+    reservoir: amount,
+    reservoirRefreshAmount: amount,
+    reservoirRefreshInterval: Math.round((1000 * amount) / limit.perSecond),
+  };
+}
+
+/**
+ * One replica's part of a limit when `replicas` replicas call the same accounts: AWS counts the
+ * requests of all of them against one limit, so each paces at 1/replicas of it (rate, burst and
+ * concurrency, never below one request). quell divides statically (config `replicas.count`) rather than
+ * coordinating through the database: no extra round trip per AWS call, and a replica that dies only
+ * leaves the others under the limit. See docs/deployment.md.
+ */
+export function replicaShare(limit: RateLimit, replicas: number): RateLimit {
+  if (replicas <= 1) return limit;
+  return {
+    ...limit,
+    perSecond: limit.perSecond / replicas,
+    maxConcurrent: Math.max(1, Math.ceil(limit.maxConcurrent / replicas)),
+    ...(limit.burst !== undefined ? { burst: Math.max(1, Math.floor(limit.burst / replicas)) } : {}),
   };
 }
 
@@ -79,9 +99,12 @@ export function limiterOptions(limit: RateLimit): Bottleneck.ConstructorOptions 
 export class RateLimiters {
   readonly #limiters = new Map<string, Bottleneck>();
   readonly #limits: Record<string, RateLimit>;
+  readonly #replicas: number;
 
-  constructor(limits: Record<string, RateLimit> = DEFAULT_RATE_LIMITS) {
+  /** `replicas`: how many replicas share each account's limits (this one paces at its share). */
+  constructor(limits: Record<string, RateLimit> = DEFAULT_RATE_LIMITS, options: { replicas?: number } = {}) {
     this.#limits = limits;
+    this.#replicas = options.replicas ?? 1;
   }
 
   /**
@@ -95,7 +118,7 @@ export class RateLimiters {
     let limiter = this.#limiters.get(key);
     if (!limiter) {
       const limit = this.#limits[name] ?? this.#limits.default ?? { perSecond: 20, maxConcurrent: 10 };
-      limiter = new Bottleneck(limiterOptions(limit));
+      limiter = new Bottleneck(limiterOptions(replicaShare(limit, this.#replicas)));
       this.#limiters.set(key, limiter);
     }
     return limiter;
