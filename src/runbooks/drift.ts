@@ -614,8 +614,27 @@ function code(text: string, max = 60): string {
   return `\`${flat.length > max ? `${flat.slice(0, max - 1)}…` : flat}\``;
 }
 
+/** Each thread message stays under Slack's text limit (quell caps replies at 2,900 characters). */
 const MESSAGE_BUDGET = 2_700;
+const MAX_RESOURCES_PER_STACK = 5;
 const MAX_DIFFS_PER_RESOURCE = 3;
+const MAX_FINDINGS = 25;
+const MAX_VALUE = 50;
+
+/** Lines for one thread message, kept under the budget; what does not fit is counted, not dropped silently. */
+class MessageLines {
+  readonly lines: string[] = [];
+  #length = 0;
+  left = 0;
+  push(line: string): void {
+    if (this.left > 0 || this.#length + line.length + 1 > MESSAGE_BUDGET - 80) {
+      this.left++;
+      return;
+    }
+    this.lines.push(line);
+    this.#length += line.length + 1;
+  }
+}
 
 function describeDifference(d: PropertyDiff, max: number): string {
   if (d.kind === 'ADD') return `${code(d.path, max)}: added ${code(d.actual, max)}`;
@@ -638,68 +657,100 @@ function describeStackStatus(s: StackDrift): string {
 }
 
 /**
- * The thread message (compact: a few differences per resource, values shortened) and, when anything
- * had to be left out, the full report for a file. Every AWS value is shown as code.
+ * The thread messages — one for the stacks (when any were checked), one for the network posture —
+ * compact: stacks in sync on one line, a few resources per drifted stack and a few differences per
+ * resource, values shortened; and, when anything had to be left out, the full report for a file. Every
+ * AWS value is shown as code.
  */
 export function renderDriftReport(
   stacks: StackDrift[] | null,
   posture: { vpcIds: string[]; findings: PostureFinding[] },
   region: string,
-): { message: string; full: string; shortened: boolean } {
-  const compact: string[] = [];
+): { messages: string[]; full: string; shortened: boolean } {
+  const messages: string[] = [];
   const full: string[] = [];
   let shortened = false;
-  const push = (line: string) => {
-    if (compact.join('\n').length + line.length > MESSAGE_BUDGET) {
-      shortened = true;
-      return;
+  if (stacks) {
+    const m = new MessageLines();
+    const inSync = stacks.filter((s) => s.status === 'IN_SYNC');
+    if (inSync.length > 0) {
+      const names = inSync.slice(0, 20).map((s) => code(s.stack, 40));
+      m.push(
+        `*In sync with their templates* (${inSync.length}): ${names.join(', ')}${inSync.length > 20 ? ', …' : ''}`,
+      );
+      if (inSync.length > 20) shortened = true;
     }
-    compact.push(line);
-  };
-  for (const s of stacks ?? []) {
-    const head = `*Stack ${code(s.stack)}*: ${describeStackStatus(s)}`;
-    push(head);
-    full.push(`Stack ${s.stack}: ${describeStackStatus(s)}`);
-    for (const r of s.resources) {
-      const what = `${code(r.logicalId)} ${r.type} ${code(r.physicalId)}`;
-      if (r.status === 'DELETED') {
-        push(`• ${what}: deleted outside CloudFormation`);
-        full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): DELETED outside CloudFormation`);
-        continue;
-      }
-      push(`• ${what}: ${r.differences.length} propert${r.differences.length === 1 ? 'y' : 'ies'} differ`);
-      for (const d of r.differences.slice(0, MAX_DIFFS_PER_RESOURCE))
-        push(`    ${describeDifference(d, 50)}`);
-      if (
-        r.differences.length > MAX_DIFFS_PER_RESOURCE ||
-        r.differences.some((d) => d.expected.length > 49 || d.actual.length > 49 || d.path.length > 49)
-      ) {
+    for (const s of stacks) {
+      full.push(`Stack ${s.stack}: ${describeStackStatus(s)}`);
+      if (s.status !== 'IN_SYNC') m.push(`*Stack ${code(s.stack)}*: ${describeStackStatus(s)}`);
+      s.resources.forEach((r, i) => {
+        const shown = i < MAX_RESOURCES_PER_STACK;
+        const what = `${code(r.logicalId)} ${r.type} ${code(r.physicalId)}`;
+        if (r.status === 'DELETED') {
+          if (shown) m.push(`• ${what}: deleted outside CloudFormation`);
+          full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): DELETED outside CloudFormation`);
+          return;
+        }
+        if (shown) {
+          const n = r.differences.length;
+          m.push(`• ${what}: ${n} propert${n === 1 ? 'y differs' : 'ies differ'}`);
+          for (const d of r.differences.slice(0, MAX_DIFFS_PER_RESOURCE))
+            m.push(`    ${describeDifference(d, MAX_VALUE)}`);
+        }
+        if (
+          r.differences.length > MAX_DIFFS_PER_RESOURCE ||
+          r.differences.some((d) => [d.path, d.expected, d.actual].some((v) => v.length >= MAX_VALUE))
+        ) {
+          shortened = true;
+        }
+        full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): ${r.status}`);
+        for (const d of r.differences) {
+          full.push(
+            `    ${d.kind} ${d.path}`,
+            `      expected: ${d.expected}`,
+            `      actual:   ${d.actual}`,
+          );
+        }
+        if (r.expectedProperties || r.actualProperties) {
+          full.push(
+            `    expected properties: ${r.expectedProperties}`,
+            `    actual properties:   ${r.actualProperties}`,
+          );
+        }
+      });
+      if (s.resources.length > MAX_RESOURCES_PER_STACK) {
+        m.push(`• … and ${s.resources.length - MAX_RESOURCES_PER_STACK} more resources`);
         shortened = true;
       }
-      full.push(`  ${r.logicalId} (${r.type} ${r.physicalId}): ${r.status}`);
-      for (const d of r.differences) {
-        full.push(`    ${d.kind} ${d.path}`, `      expected: ${d.expected}`, `      actual:   ${d.actual}`);
-      }
-      if (r.expectedProperties || r.actualProperties) {
-        full.push(
-          `    expected properties: ${r.expectedProperties}`,
-          `    actual properties:   ${r.actualProperties}`,
-        );
-      }
     }
+    if (m.left > 0) {
+      m.lines.push(`… ${m.left} more lines`);
+      shortened = true;
+    }
+    messages.push(m.lines.join('\n'));
   }
   const scope =
     posture.vpcIds.length === 1 ? posture.vpcIds[0] : `${posture.vpcIds.length} VPCs in ${region}`;
-  const head = `*Network posture* (${scope}): ${posture.findings.length === 0 ? 'no findings' : `${posture.findings.length} finding${posture.findings.length === 1 ? '' : 's'}`}`;
-  push(head);
-  full.push('', `Network posture (${scope}): ${posture.findings.length} findings`);
-  for (const f of posture.findings) {
-    push(`• ${code(f.resource)} in ${code(f.vpcId)}: ${code(f.rule, 160)}`);
-    if (f.rule.length > 159) shortened = true;
+  const n = posture.findings.length;
+  const m = new MessageLines();
+  m.push(`*Network posture* (${scope}): ${n === 0 ? 'no findings' : `${n} finding${n === 1 ? '' : 's'}`}`);
+  full.push('', `Network posture (${scope}): ${n} findings`);
+  posture.findings.forEach((f, i) => {
+    if (i < MAX_FINDINGS) m.push(`• ${code(f.resource)} in ${code(f.vpcId)}: ${code(f.rule, 160)}`);
+    if (f.rule.length >= 160) shortened = true;
     full.push(`  [${f.kind}] ${f.resource} in ${f.vpcId}: ${f.rule}`);
+  });
+  if (n > MAX_FINDINGS) {
+    m.push(`• … and ${n - MAX_FINDINGS} more findings`);
+    shortened = true;
   }
-  if (shortened) compact.push('_Shortened; the full report is attached._');
-  return { message: compact.join('\n'), full: `${full.join('\n')}\n`, shortened };
+  if (m.left > 0) {
+    m.lines.push(`… ${m.left} more lines`);
+    shortened = true;
+  }
+  if (shortened) m.lines.push('_Shortened; the full report is attached._');
+  messages.push(m.lines.join('\n'));
+  return { messages, full: `${full.join('\n')}\n`, shortened };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -784,7 +835,7 @@ async function executeDrift(ctx: RunContext, plan: Plan<DriftData>): Promise<Out
   const problems = (stacks ?? []).filter((s) => ['FAILED', 'TIMED_OUT', 'NOT_STARTED'].includes(s.status));
   const driftedResources = drifted.reduce((n, s) => n + s.resources.length, 0);
   const report = renderDriftReport(stacks, posture, ctx.region);
-  await ctx.progress(report.message);
+  for (const message of report.messages) await ctx.progress(message);
 
   const parts: string[] = [];
   if (target.kind === 'stack') {

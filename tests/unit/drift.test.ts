@@ -255,13 +255,20 @@ describe('the report', () => {
   };
 
   it('shows each drifted resource with expected → actual, and each finding, values as code', () => {
-    const report = renderDriftReport([drifted], posture, 'eu-west-1');
-    expect(report.message).toContain('*Stack `web`*: drifted: 2 resources differ from the template');
-    expect(report.message).toContain('`/SecurityGroupIngress/0/CidrIp`: `10.0.0.0/8` → `0.0.0.0/0`');
-    expect(report.message).toContain('added `{"Key":"x","Value":" <!channel> "}`');
-    expect(report.message).toContain('`Bucket` AWS::S3::Bucket `logs`: deleted outside CloudFormation');
-    expect(report.message).toContain('*Network posture* (vpc-1): 1 finding');
-    expect(report.message).toContain('• `sg-1 (web )` in `vpc-1`: `inbound tcp 22 from 0.0.0.0/0`');
+    const report = renderDriftReport(
+      [drifted, { stack: 'api', status: 'IN_SYNC', reason: '', resources: [] }],
+      posture,
+      'eu-west-1',
+    );
+    expect(report.messages).toHaveLength(2); // stacks, then posture
+    const message = report.messages.join('\n');
+    expect(report.messages[0]).toContain('*In sync with their templates* (1): `api`');
+    expect(message).toContain('*Stack `web`*: drifted: 2 resources differ from the template');
+    expect(message).toContain('`/SecurityGroupIngress/0/CidrIp`: `10.0.0.0/8` → `0.0.0.0/0`');
+    expect(message).toContain('added `{"Key":"x","Value":" <!channel> "}`');
+    expect(message).toContain('`Bucket` AWS::S3::Bucket `logs`: deleted outside CloudFormation');
+    expect(message).toContain('*Network posture* (vpc-1): 1 finding');
+    expect(message).toContain('• `sg-1 (web )` in `vpc-1`: `inbound tcp 22 from 0.0.0.0/0`');
     expect(report.shortened).toBe(false);
   });
 
@@ -285,8 +292,11 @@ describe('the report', () => {
     };
     const report = renderDriftReport([many], posture, 'eu-west-1');
     expect(report.shortened).toBe(true);
-    expect(report.message.length).toBeLessThan(2_900);
-    expect(report.message).toContain('full report is attached');
+    for (const message of report.messages) expect(message.length).toBeLessThan(2_900);
+    expect(report.messages[0]).toContain('• … and 55 more resources');
+    expect(report.messages[1]).toContain('full report is attached');
+    // Posture only (drift vpc-…): one message.
+    expect(renderDriftReport(null, posture, 'eu-west-1').messages).toHaveLength(1);
     expect(report.full).toContain('Queue59 (AWS::SQS::Queue q-59): MODIFIED');
     expect(report.full).toContain(`expected: ${'x'.repeat(80)}`);
     expect(report.full.match(/NOT_EQUAL/g)).toHaveLength(300);
