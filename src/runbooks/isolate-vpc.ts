@@ -24,7 +24,14 @@ import {
   type Tag,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
-import { AwsCallFailedError, AwsResourceNotFoundError, PlanRefusedError, QuellError } from '../errors.ts';
+import {
+  AwsAccessDeniedError,
+  AwsCallFailedError,
+  AwsResourceNotFoundError,
+  AwsThrottledError,
+  PlanRefusedError,
+  QuellError,
+} from '../errors.ts';
 import type { AclAssociationUpdate, Json } from '../store/store.ts';
 import {
   AccountOptionSchema,
@@ -179,8 +186,23 @@ async function aclsForExecute(ctx: RunContext, ec2: EC2Client, vpcId: string): P
 /** The AWS error code of a failed call, for the record and the summary. */
 function errorCodeOf(error: unknown): string {
   if (error instanceof AwsCallFailedError) return error.awsCode;
+  if (error instanceof AwsAccessDeniedError) return 'AccessDenied';
+  if (error instanceof AwsThrottledError) return 'Throttled';
   if (error instanceof QuellError) return error.code;
   return error instanceof Error ? error.name : 'Error';
+}
+
+/**
+ * What to do about failures that have a fix: an AccessDenied names the missing action and the role, a
+ * throttle says to wait. Each distinct message once, for the end of a summary.
+ */
+function adviceFor(errors: unknown[]): string {
+  const messages = new Set(
+    errors
+      .filter((e) => e instanceof AwsAccessDeniedError || e instanceof AwsThrottledError)
+      .map((e) => (e as Error).message),
+  );
+  return messages.size > 0 ? ` ${[...messages].join(' ')}` : '';
 }
 
 function list(items: string[], max = 8): string {
@@ -556,7 +578,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
     return {
       ok: false,
       partial: result.created || result.rulesWritten > 0,
-      summary: `Quarantine ACL ${quarantineAclId} ${result.created ? 'was created' : 'is in place'} but not all of its rules could be written (${result.ruleFailures.join('; ')}); no subnet was moved.`,
+      summary: `Quarantine ACL ${quarantineAclId} ${result.created ? 'was created' : 'is in place'} but not all of its rules could be written (${result.ruleFailures.join('; ')}); no subnet was moved.${adviceFor(written.map((w) => (w.status === 'rejected' ? w.reason : null)))}`,
       facts: [
         ['Quarantine ACL', `${quarantineAclId} (${result.created ? 'created' : 'reused'}), rules incomplete`],
         ['Isolated', 'none'],
@@ -629,7 +651,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
     partial: !ok && (result.isolated.length > 0 || result.created || result.rulesWritten > 0),
     summary: ok
       ? `Isolated ${result.isolated.length} subnet(s) of ${vpcId} on quarantine ACL ${quarantineAclId}, which allows ${allow ? `only ${allow}` : 'nothing'}.`
-      : `${result.isolated.length} of ${moves.length} subnet(s) of ${vpcId} isolated on ${quarantineAclId}. Isolated: ${list(result.isolated, 20)}. NOT isolated: ${list(notIsolated, 20)}. Retry moves the rest under the same approval; Undo puts back what was moved.`,
+      : `${result.isolated.length} of ${moves.length} subnet(s) of ${vpcId} isolated on ${quarantineAclId}. Isolated: ${list(result.isolated, 20)}. NOT isolated: ${list(notIsolated, 20)}.${adviceFor(moved.map((o) => (o.status === 'rejected' ? o.reason : null)))} Retry moves the rest under the same approval; Undo puts back what was moved.`,
     facts: [
       ['Quarantine ACL', `${quarantineAclId} (${result.created ? 'created' : 'reused'})`],
       ['Isolated', list(result.isolated, 20)],
@@ -882,7 +904,7 @@ export async function executeRestore(
     partial: !ok && (result.restored.length > 0 || result.deleted.length > 0),
     summary: ok
       ? `Restored ${result.restored.length} subnet(s) of ${vpcId} to their previous ACL${result.deleted.length ? `; deleted ${list(result.deleted)}` : ''}.`
-      : `${result.restored.length} of ${moves.length} subnet(s) back on their previous ACL. ${list(problems, 20)}.`,
+      : `${result.restored.length} of ${moves.length} subnet(s) back on their previous ACL. ${list(problems, 20)}.${adviceFor([...moved, ...deleted].map((o) => (o.status === 'rejected' ? o.reason : null)))}`,
     facts: [
       ['Restored', list(result.restored, 20)],
       ['Deleted', list(result.deleted)],

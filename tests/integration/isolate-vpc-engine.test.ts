@@ -304,6 +304,44 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     expect(JSON.stringify(forced?.plan)).toContain('forced with `force=true`');
   });
 
+  it('names the missing IAM action and the role when AWS denies a plan read or a move', async () => {
+    const vpc = await createTestVpc(ec2, { subnets: 2, customAcls: 1 });
+    const denied = (action: string, role: string) =>
+      ec2Error(
+        'UnauthorizedOperation',
+        `You are not authorized to perform this operation. User: arn:aws:sts::${accountId}:assumed-role/${role}/quell-x is not authorized to perform: ${action} because no identity-based policy allows the ${action} action`,
+        403,
+      );
+    // The read role lacks DescribeNetworkAcls: the plan fails and says what to add where.
+    proxy.intercept = (req) =>
+      req.action === 'DescribeNetworkAcls' ? denied('ec2:DescribeNetworkAcls', 'quell-read') : undefined;
+    expect(await request('isolate-vpc', [vpc.vpcId])).toBeUndefined();
+    proxy.intercept = undefined;
+    expect(t.told.at(-1)?.text).toContain(
+      `AWS denied \`ec2:DescribeNetworkAcls\` to \`arn:aws:iam::${accountId}:role/quell-read\``,
+    );
+
+    // The respond role is denied one subnet's move: partial, and the summary says which action and role.
+    const victim = await associationOf(ec2, vpc.vpcId, vpc.subnetIds[0] ?? '');
+    const run = await request('isolate-vpc', [vpc.vpcId]);
+    if (!run) throw new Error('not planned');
+    proxy.intercept = (req) =>
+      req.action === 'ReplaceNetworkAclAssociation' && req.params.AssociationId === victim
+        ? denied('ec2:ReplaceNetworkAclAssociation', 'quell-respond')
+        : undefined;
+    const partial = await approveTwice(run.id);
+    proxy.intercept = undefined;
+    expect(partial.state).toBe('partial');
+    const summary = (partial.result as { execute: { summary: string } }).execute.summary;
+    expect(summary).toContain(`NOT isolated: ${vpc.subnetIds[0]} (AccessDenied)`);
+    expect(summary).toContain(
+      `AWS denied \`ec2:ReplaceNetworkAclAssociation\` to \`arn:aws:iam::${accountId}:role/quell-respond\``,
+    );
+    // Restore what was moved, so the account is left as found.
+    expect((await undoOf(run.id, 2)).state).toBe('succeeded');
+    expect(await currentAcls(ec2, vpc.vpcId)).toEqual(vpc.original);
+  });
+
   it('refuses an unknown VPC with a message naming the account and region', async () => {
     expect(await request('isolate-vpc', ['vpc-0123456789abcdef0'])).toBeUndefined();
     expect(t.told.at(-1)?.text).toMatch(/No VPC `vpc-0123456789abcdef0` in account `prod`/);

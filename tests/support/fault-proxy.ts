@@ -39,9 +39,9 @@ export interface FaultProxy {
 }
 
 /** An EC2 (query protocol) error body, as EC2 sends it. */
-export function ec2Error(code: string, message: string): InjectedReply {
+export function ec2Error(code: string, message: string, status = 400): InjectedReply {
   return {
-    status: 400,
+    status,
     contentType: 'text/xml',
     body: `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>injected-0000</RequestID></Response>`,
   };

@@ -1,0 +1,54 @@
+/**
+ * `quell iam-policy` covers the new runbooks: the respond role gets every action isolate-vpc,
+ * restore-vpc and rotate-secret call (and those AWS requires without a call of their own), the read role
+ * only what their plans read, and no role ever gets secretsmanager:GetSecretValue from a runbook.
+ */
+import { describe, expect, it } from 'vitest';
+import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
+import { RUNBOOKS } from '../../src/runbooks/registry.ts';
+
+const actionsOf = (tier: 'read' | 'respond', sid: string) =>
+  (buildPermissionsPolicy(RUNBOOKS, tier).Statement.find((s) => s.Sid === sid)?.Action ?? []) as string[];
+
+describe('iam-policy for isolate-vpc, restore-vpc and rotate-secret', () => {
+  it('gives the respond role every action the runbooks call, and the read role only what plans read', () => {
+    expect(actionsOf('respond', 'IsolateVpc')).toEqual([
+      'ec2:CreateNetworkAcl',
+      'ec2:CreateNetworkAclEntry',
+      'ec2:CreateTags',
+      'ec2:DeleteNetworkAcl',
+      'ec2:DescribeInstances',
+      'ec2:DescribeNetworkAcls',
+      'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSubnets',
+      'ec2:DescribeVpcs',
+      'ec2:ReplaceNetworkAclAssociation',
+    ]);
+    expect(actionsOf('read', 'IsolateVpc')).toEqual([
+      'ec2:DescribeInstances',
+      'ec2:DescribeNetworkAcls',
+      'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSubnets',
+      'ec2:DescribeVpcs',
+    ]);
+    expect(actionsOf('respond', 'RestoreVpc')).toEqual([
+      'ec2:DeleteNetworkAcl',
+      'ec2:DescribeNetworkAcls',
+      'ec2:ReplaceNetworkAclAssociation',
+    ]);
+    expect(actionsOf('read', 'RestoreVpc')).toEqual(['ec2:DescribeNetworkAcls']);
+    expect(actionsOf('respond', 'RotateSecret')).toEqual([
+      'lambda:InvokeFunction',
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:ListSecretVersionIds',
+      'secretsmanager:RotateSecret',
+    ]);
+    expect(actionsOf('read', 'RotateSecret')).toEqual(['secretsmanager:DescribeSecret']);
+  });
+
+  it('never grants GetSecretValue to either role', () => {
+    for (const tier of ['read', 'respond'] as const) {
+      expect(JSON.stringify(buildPermissionsPolicy(RUNBOOKS, tier))).not.toContain('GetSecretValue');
+    }
+  });
+});
