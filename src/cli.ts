@@ -1,10 +1,14 @@
 /**
- * The `quell` command line: `start` (the bot), `audit verify` (recompute the hash chain), `iam-policy`
- * (the least-privilege roles generated from the runbooks), `config check`.
+ * The `quell` command line: `start` (the bot), `run` (break-glass: a runbook from the terminal when
+ * Slack is down), `audit verify` (recompute the hash chain) and `audit show` (one run's entries),
+ * `iam-policy` (the least-privilege roles generated from the runbooks, also as a CloudFormation
+ * template), `config check`.
  */
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { verifyAuditChain } from './audit/chain.ts';
+import { buildRoleTemplate, roleNameOf } from './aws/build-cloudformation.ts';
 import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from './aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from './config.ts';
 import { QuellError } from './errors.ts';
@@ -12,12 +16,21 @@ import { assertConfigNamesKnownRunbooks } from './runbooks/engine.ts';
 import { RUNBOOKS } from './runbooks/registry.ts';
 import { configPath, startBot } from './start-bot.ts';
 import { isPostgresUrl, openStore, redactDatabaseUrl } from './store/open-store.ts';
+import { runBreakGlass } from './terminal/run-break-glass.ts';
+import { showAudit } from './terminal/show-audit.ts';
 
 const USAGE = `usage: quell <command>
 
   start                         start the bot (config from QUELL_CONFIG, secrets from the environment)
+  run <runbook> [args…] [--as NAME] [--yes]
+                                break-glass: plan, confirm and run a runbook from the terminal (Slack's
+                                grammar; no approval, a review is owed); \`quell run --help\` for more
   audit verify [--db URL]       recompute the audit hash chain; exit 1 and name the first bad entry
-  iam-policy [--principal ARN]  print the read/respond role policies, their trust policy and the bot's own policy
+  audit show --run ID [--db URL] [--json]
+                                one run's audit entries in order, after verifying the chain
+  iam-policy [--principal ARN] [--format json|cloudformation]
+                                print the read/respond role policies, their trust policy and the bot's own
+                                policy; or a CloudFormation template of both roles (deployable as a StackSet)
   config check                  validate the configuration file and list every problem
 `;
 
@@ -33,6 +46,16 @@ export async function runCli(
       return process.exitCode === 1 ? 1 : 0;
     }
     if (command === 'audit' && sub === 'verify') return await auditVerify(rest, out);
+    if (command === 'audit' && sub === 'show')
+      return await showAudit(rest, readConfigQuietly(), terminalIo(out));
+    if (command === 'run') {
+      const config = loadConfigFile(configPath(process.env).path);
+      return await runBreakGlass(
+        [sub, ...rest].filter((a): a is string => a !== undefined),
+        config,
+        terminalIo(out),
+      );
+    }
     if (command === 'iam-policy')
       return iamPolicy(
         [sub, ...rest].filter((a): a is string => a !== undefined),
@@ -49,6 +72,34 @@ export async function runCli(
   } catch (error) {
     process.stderr.write(`${error instanceof QuellError ? error.message : String(error)}\n`);
     return 1;
+  }
+}
+
+/** The terminal for `run` and `audit show`: stdout through `out`, stderr, and a y/N prompt on a TTY. */
+function terminalIo(out: (text: string) => void) {
+  return {
+    out,
+    err: (text: string) => {
+      process.stderr.write(text);
+    },
+    isTty: process.stdin.isTTY === true,
+    async ask(question: string) {
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      try {
+        return await rl.question(question);
+      } finally {
+        rl.close();
+      }
+    },
+  };
+}
+
+/** The configuration when it can be read (`audit show` can do without it, given --db). */
+function readConfigQuietly(): Config | undefined {
+  try {
+    return loadConfigFile(configPath(process.env).path);
+  } catch {
+    return undefined;
   }
 }
 
@@ -104,8 +155,32 @@ async function auditVerify(args: string[], out: (text: string) => void): Promise
 }
 
 function iamPolicy(args: string[], out: (text: string) => void): number {
-  const { values } = parseArgs({ args, options: { principal: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { principal: { type: 'string' }, format: { type: 'string', default: 'json' } },
+  });
+  if (values.format !== 'json' && values.format !== 'cloudformation') {
+    process.stderr.write(`--format is json or cloudformation, not ${values.format}\n`);
+    return 2;
+  }
   const config = readConfig();
+  if (values.format === 'cloudformation') {
+    // Role names from the configuration when every account uses the same ones (a StackSet deploys one name).
+    const names = (tier: 'read' | 'respond') => [
+      ...new Set(config?.accounts.map((a) => roleNameOf(a.roles[tier])) ?? []),
+    ];
+    const [read] = names('read');
+    const [respond] = names('respond');
+    const template = buildRoleTemplate(RUNBOOKS, {
+      principalArn: values.principal,
+      externalId: config?.aws.externalId,
+      ...(names('read').length === 1 && read ? { readRoleName: read } : {}),
+      ...(names('respond').length === 1 && respond ? { respondRoleName: respond } : {}),
+      maxSessionSeconds: Math.max(3600, config?.aws.sessionSeconds ?? 0),
+    });
+    out(`${JSON.stringify(template, null, 2)}\n`);
+    return 0;
+  }
   const principal = values.principal ?? 'arn:aws:iam::<BOT_ACCOUNT_ID>:role/<quell-bot-role>';
   const roles = config?.accounts.flatMap((a) => [a.roles.read, a.roles.respond]) ?? [];
   const document = {

@@ -35,6 +35,7 @@ export type AuditType =
   | 'undo.requested'
   | 'session.assumed'
   | 'run.cancelled'
+  | 'run.confirmed'
   | 'reminder.started'
   | 'reminder.findings'
   | 'reminder.posted'
