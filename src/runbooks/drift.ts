@@ -105,6 +105,16 @@ export const DRIFT_CHECKABLE_STATUSES: StackStatus[] = [
   'IMPORT_ROLLBACK_COMPLETE',
 ];
 
+/**
+ * Actions AWS checks while a stack's drift detection runs, without a call of their own: the detection
+ * checks each resource as the caller (DetectStackResourceDrift) and reads the registry configuration of
+ * third-party resource types (BatchDescribeTypeConfigurations). Without them the detection fails.
+ */
+export const DETECTION_IMPLIED_ACTIONS = [
+  'cloudformation:DetectStackResourceDrift',
+  'cloudformation:BatchDescribeTypeConfigurations',
+];
+
 /** Tunables: detections in parallel for `drift all`, the polling backoff and its bound, the stack cap. */
 export const DRIFT_LIMITS = {
   concurrentStacks: 4,
@@ -642,17 +652,24 @@ function describeDifference(d: PropertyDiff, max: number): string {
   return `${code(d.path, max)}: ${code(d.expected, max)} → ${code(d.actual, max)}`;
 }
 
+/** What happened to a stack, as the rest of a sentence that starts with its name. */
 function describeStackStatus(s: StackDrift): string {
   const n = s.resources.length;
+  const reason = s.reason ? `: ${s.reason}` : '';
   switch (s.status) {
     case 'DRIFTED':
-      return `drifted: ${n} resource${n === 1 ? '' : 's'} differ${n === 1 ? 's' : ''} from the template`;
+      return `has drifted: ${n} resource${n === 1 ? ' differs' : 's differ'} from the template`;
     case 'IN_SYNC':
-      return 'in sync with its template';
+      return 'is in sync with its template';
     case 'NOT_CHECKED':
-      return 'not checked (no resource in it supports drift detection)';
+      return 'was not checked: no resource in it supports drift detection';
+    case 'FAILED':
+    case 'TIMED_OUT':
+      return `could not be checked${reason}`;
+    case 'NOT_STARTED':
+      return `was not checked${reason}`;
     default:
-      return `${s.status.toLowerCase().replace(/_/g, ' ')}${s.reason ? `: ${s.reason}` : ''}`;
+      return `has drift status ${s.status}${reason}`;
   }
 }
 
@@ -681,8 +698,8 @@ export function renderDriftReport(
       if (inSync.length > 20) shortened = true;
     }
     for (const s of stacks) {
-      full.push(`Stack ${s.stack}: ${describeStackStatus(s)}`);
-      if (s.status !== 'IN_SYNC') m.push(`*Stack ${code(s.stack)}*: ${describeStackStatus(s)}`);
+      full.push(`Stack ${s.stack} ${describeStackStatus(s)}`);
+      if (s.status !== 'IN_SYNC') m.push(`*Stack ${code(s.stack)}* ${describeStackStatus(s)}`);
       s.resources.forEach((r, i) => {
         const shown = i < MAX_RESOURCES_PER_STACK;
         const what = `${code(r.logicalId)} ${r.type} ${code(r.physicalId)}`;
@@ -791,7 +808,7 @@ async function planDrift(ctx: RunContext, input: DriftInput): Promise<Plan<Drift
   const notes = ['Read-only: nothing in the account is changed.'];
   if (target.kind !== 'vpc') {
     notes.push(
-      'CloudFormation reads each resource with the read role to compare it with the template; a resource type the role cannot read is reported as not checked.',
+      'CloudFormation reads each resource with the read role to compare it with the template: the role needs read access to the resource types in the stack, or the detection fails for them.',
     );
   }
   return {
@@ -840,7 +857,7 @@ async function executeDrift(ctx: RunContext, plan: Plan<DriftData>): Promise<Out
   const parts: string[] = [];
   if (target.kind === 'stack') {
     const s = stacks?.[0];
-    if (s) parts.push(`Stack ${s.stack} is ${describeStackStatus(s)}.`);
+    if (s) parts.push(`Stack ${s.stack} ${describeStackStatus(s)}.`);
   } else if (target.kind === 'all') {
     parts.push(
       `${drifted.length} of ${stacks?.length ?? 0} stacks have drifted (${driftedResources} resources)${problems.length > 0 ? `; ${problems.length} could not be checked` : ''}.`,
@@ -914,6 +931,7 @@ export const drift = defineRunbook({
       'cloudformation:DescribeStackDriftDetectionStatus',
       'cloudformation:DescribeStackResourceDrifts',
       'cloudformation:ListStacks',
+      ...DETECTION_IMPLIED_ACTIONS,
       'ec2:DescribeVpcs',
       'ec2:DescribeSecurityGroups',
       'ec2:DescribeNetworkAcls',

@@ -139,7 +139,7 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
       StackResourceDriftStatusFilters: ['MODIFIED', 'DELETED'],
     });
     expect(outcome.ok).toBe(true);
-    expect(outcome.summary).toContain('Stack web is drifted: 1 resource differs from the template.');
+    expect(outcome.summary).toContain('Stack web has drifted: 1 resource differs from the template.');
     expect(Object.fromEntries(outcome.facts)).toMatchObject({
       Stacks: 'web: DRIFTED',
       'Drifted resources': '1',
@@ -157,7 +157,9 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
     expect(polls).toBeLessThanOrEqual(7);
     expect(cf.commandCalls(DescribeStackResourceDriftsCommand)).toHaveLength(0);
     expect(outcome.ok).toBe(false);
-    expect(outcome.summary).toContain('timed out: detection still running after 0.3 s (id d-slow)');
+    expect(outcome.summary).toContain(
+      'Stack slow could not be checked: detection still running after 0.3 s (id d-slow).',
+    );
   });
 
   it('pages through every drifted resource', async () => {
@@ -197,7 +199,7 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
     const outcome = await drift.execute(context([]), planFor({ kind: 'stack', name: 'web' }));
     expect(outcome.ok).toBe(false);
     expect(outcome.summary).toContain(
-      'Stack web is failed: Failed to detect drift on resource Fn: AccessDenied',
+      'Stack web could not be checked: Failed to detect drift on resource Fn: AccessDenied',
     );
   });
 

@@ -263,7 +263,7 @@ describe('the report', () => {
     expect(report.messages).toHaveLength(2); // stacks, then posture
     const message = report.messages.join('\n');
     expect(report.messages[0]).toContain('*In sync with their templates* (1): `api`');
-    expect(message).toContain('*Stack `web`*: drifted: 2 resources differ from the template');
+    expect(message).toContain('*Stack `web`* has drifted: 2 resources differ from the template');
     expect(message).toContain('`/SecurityGroupIngress/0/CidrIp`: `10.0.0.0/8` → `0.0.0.0/0`');
     expect(message).toContain('added `{"Key":"x","Value":" <!channel> "}`');
     expect(message).toContain('`Bucket` AWS::S3::Bucket `logs`: deleted outside CloudFormation');
