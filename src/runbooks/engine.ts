@@ -156,6 +156,8 @@ export class Engine {
   readonly #working = new Set<string>();
   /** Since when every heartbeat reached the store (null after a failure). */
   #connectedSince: number | null = null;
+  /** Beats while #working is not empty, in every process that runs an engine (the bot, `quell run`). */
+  #beat: NodeJS.Timeout | undefined;
 
   constructor(deps: EngineDeps) {
     this.#d = {
@@ -383,6 +385,22 @@ export class Engine {
       await this.#d.notifier.reply(stuck, `:warning: Needs an operator. ${error.message}`);
       return;
     }
+    if (orphan.source === 'cli' && (orphan.state === 'planning' || orphan.state === 'approved')) {
+      // `quell run` asks its operator in the terminal that died: planning it again here would run a
+      // break-glass change nobody confirmed, and executing a confirmed one would run it with nobody
+      // watching. Neither happens; the run ends, and says so in the audit log.
+      const message =
+        'The terminal session (`quell run`) that requested this run ended before it was executed; nothing was run. Run it again if it is still needed.';
+      const to = orphan.state === 'planning' ? 'plan_failed' : 'expired';
+      const patch = { error: { code: 'quell_run_interrupted', message } };
+      if (await this.#d.store.transition(orphan.id, [orphan.state], to, patch, this.#d.now()))
+        await this.#d.audit.record({
+          ...base,
+          type: 'run.recovered',
+          data: { ...from, action: `ended (${to})` },
+        });
+      return;
+    }
     if (orphan.state === 'approved') {
       const approvedAt = orphan.approvedAt ?? orphan.updatedAt;
       if (this.#d.now() - approvedAt > this.#d.config.approvals.expiresIn) {
@@ -447,25 +465,45 @@ export class Engine {
     makePlan: (ctx: RunContext) => Promise<Plan>,
     options: { owned?: boolean } = {},
   ): Promise<RunRecord> {
-    this.#working.add(run.id);
+    this.#own(run.id);
     try {
       // A recovered run was claimed already; a new one becomes this replica's here.
       if (!options.owned)
         await this.#d.store.patchRun(run.id, { executor: this.#d.replica.id, heartbeatAt: this.#d.now() });
       return await this.#planAndRequestUntracked(run, runbook, makePlan);
     } finally {
-      this.#working.delete(run.id);
+      this.#disown(run.id);
     }
   }
 
   /** Executes as #executeUntracked, with the run kept alive by this replica's heartbeat meanwhile. */
   async #execute(runId: string, from: RunState[] = ['approved']): Promise<boolean> {
-    this.#working.add(runId);
+    this.#own(runId);
     try {
       return await this.#executeUntracked(runId, from);
     } finally {
-      this.#working.delete(runId);
+      this.#disown(runId);
     }
+  }
+
+  /**
+   * Marks a run as being worked on by this process, and keeps it alive while it is: a CLI prompt waiting
+   * for its operator, or a long execution, must not look orphaned to a bot replica.
+   */
+  #own(runId: string): void {
+    this.#working.add(runId);
+    if (this.#beat) return;
+    this.#beat = setInterval(() => {
+      this.heartbeat().catch((err: unknown) => this.#d.log.warn({ err }, 'could not refresh the heartbeat'));
+    }, this.#d.config.replicas.heartbeat);
+    this.#beat.unref();
+  }
+
+  #disown(runId: string): void {
+    this.#working.delete(runId);
+    if (this.#working.size > 0 || !this.#beat) return;
+    clearInterval(this.#beat);
+    this.#beat = undefined;
   }
 
   async #start(

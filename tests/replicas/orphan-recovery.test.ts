@@ -5,8 +5,15 @@
  * that was never posted is posted. The clock is moved instead of waiting; the sweep is called directly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditCallRecorder } from '../../src/audit/record-aws-calls.ts';
+import { AwsClientFactory } from '../../src/aws/client-factory.ts';
+import { RateLimiters } from '../../src/aws/rate-limits.ts';
+import { AwsSessions } from '../../src/aws/sessions.ts';
+import { createLogger } from '../../src/logger.ts';
+import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
+import { Engine, type Requester } from '../../src/runbooks/engine.ts';
 import type { RunRecord } from '../../src/store/store.ts';
-import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
+import { accountConfig, adminIam, createUserWithKey, randomAccountId } from '../support/aws-fixtures.ts';
 import { INCIDENT, startTestQuell, type TestQuell } from '../support/test-quell.ts';
 
 describe('a restarted replica takes over what the dead one left', () => {
@@ -128,5 +135,70 @@ describe('a restarted replica takes over what the dead one left', () => {
     await t.quell.engine.recoverOrphans();
     await t.settle();
     expect((await t.quell.store.getRun(alive.id))?.state).toBe('running');
+  });
+
+  it("keeps another process's run alive while it waits at `quell run`'s prompt longer than orphanAfter", async () => {
+    const iam = await adminIam(accountId);
+    const keyId = await createUserWithKey(iam, 'prompt-victim');
+    iam.destroy();
+    // A second engine on the same store, wired as `quell run` wires it (no sweeper of its own).
+    const log = createLogger({ level: 'silent' });
+    const recorder = createAuditCallRecorder(t.quell.audit);
+    const sessions = new AwsSessions({ region: 'us-east-1', sessionSeconds: 900 }, log, { now, recorder });
+    const limiters = new RateLimiters();
+    const cli = new Engine({
+      config: t.config,
+      store: t.quell.store,
+      audit: t.quell.audit,
+      aws: new AwsClientFactory({ sessions, limiters, recorder }),
+      directory: { groupMembers: async () => new Set<string>() },
+      notifier: {
+        showRun: async () => undefined,
+        reply: async () => {},
+        tell: async () => {},
+        upload: async () => {},
+      },
+      log,
+      now,
+    });
+    const requester: Requester = { user: 'operator', channel: 'cli', source: 'cli' };
+    const parsed = parseCommandText(`disable-key ${keyId}`);
+    let waiting: RunRecord | undefined;
+    const run = await cli.start(cli.prepare(parsed.name, parsed.args, requester), requester, {
+      // The operator thinks for 3.5 s: longer than orphanAfter (2 s), while the bot sweeps every second.
+      confirm: async (view) => {
+        await new Promise((r) => setTimeout(r, 3500));
+        waiting = await t.quell.store.getRun(view.run.id);
+        return false;
+      },
+    });
+    await cli.idle();
+    await limiters.stop();
+    sessions.destroy();
+    expect(waiting?.state).toBe('planning');
+    expect(run?.state).toBe('denied');
+    const types = (await t.quell.store.listAudit({ runId: run?.id ?? '' })).map((e) => e.type);
+    expect(types).not.toContain('run.recovered');
+    expect(types).toContain('run.cancelled');
+  });
+
+  it('never plans again or executes a `quell run` whose terminal died: the run ends, nothing runs', async () => {
+    const planning = await leftBehind({ state: 'planning', source: 'cli', channel: 'cli', messageTs: null });
+    const confirmed = await leftBehind({
+      state: 'approved',
+      source: 'cli',
+      channel: 'cli',
+      messageTs: null,
+      breakGlass: true,
+      approvedAt: now() - 60_000,
+    });
+    await t.quell.engine.recoverOrphans();
+    await t.settle();
+    expect((await t.quell.store.getRun(planning.id))?.state).toBe('plan_failed');
+    expect((await t.quell.store.getRun(confirmed.id))?.state).toBe('expired');
+    for (const run of [planning, confirmed]) {
+      const types = (await t.quell.store.listAudit({ runId: run.id })).map((e) => e.type);
+      expect(types).toEqual(['run.recovered']);
+    }
   });
 });
