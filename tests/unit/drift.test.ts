@@ -5,9 +5,10 @@
  */
 import type { NetworkAcl, SecurityGroup } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
-import { InputInvalidError } from '../../src/errors.ts';
+import { ConfigSchema, parseConfig } from '../../src/config.ts';
+import { ConfigInvalidError, InputInvalidError } from '../../src/errors.ts';
 import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
-import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
+import { parseRunbookInput, type RunContext } from '../../src/runbooks/define-runbook.ts';
 import {
   allowAllRule,
   type DriftTarget,
@@ -19,7 +20,12 @@ import {
   type StackDrift,
 } from '../../src/runbooks/drift.ts';
 
-function parse(text: string): { target: DriftTarget; account?: string; region?: string } {
+function parse(text: string): {
+  target: DriftTarget;
+  account: string | undefined;
+  region: string | undefined;
+  reason: undefined;
+} {
   return parseRunbookInput(drift, parseCommandText(`drift ${text}`).args);
 }
 
@@ -57,6 +63,54 @@ describe('drift input', () => {
     expect(problemsOf('web api')).toContain('give one stack name');
     expect(problemsOf('web region=mars-1')).toContain('`region=`');
     expect(problemsOf('web force=true')).toContain('unknown option `force=`');
+  });
+});
+
+describe('the posture baseline in the config', () => {
+  const account = (extra: Record<string, unknown>) =>
+    ConfigSchema.parse({
+      accounts: [
+        {
+          alias: 'prod',
+          id: '111111111111',
+          roles: {
+            read: 'arn:aws:iam::111111111111:role/quell-read',
+            respond: 'arn:aws:iam::111111111111:role/quell-respond',
+          },
+          ...extra,
+        },
+      ],
+    }).accounts[0];
+  const plan = (extra: Record<string, unknown>) =>
+    drift.plan(
+      { account: account(extra), region: 'us-east-1' } as unknown as RunContext,
+      parse('vpc-0abc1234'),
+    );
+
+  it('takes the allowed public ports from the account (default 443), and the plan shows them', async () => {
+    expect((await plan({})).data.allowedPorts).toEqual([443]);
+    const custom = await plan({ allowedPublicPorts: [8443, 443, 80] });
+    expect(custom.data.allowedPorts).toEqual([80, 443, 8443]);
+    expect(Object.fromEntries(custom.facts)['Allowed public ports']).toBe('80, 443, 8443');
+    expect(custom.calls.map((c) => c.action)).toEqual([
+      'ec2:DescribeVpcs',
+      'ec2:DescribeSecurityGroups',
+      'ec2:DescribeNetworkAcls',
+      'ec2:DescribeFlowLogs',
+    ]);
+  });
+
+  it('refuses ports outside 0–65535 in the config, naming the path and line', () => {
+    const yaml = `accounts:
+  - alias: prod
+    id: "111111111111"
+    roles: { read: "arn:aws:iam::111111111111:role/quell-read", respond: "arn:aws:iam::111111111111:role/quell-respond" }
+    allowedPublicPorts: [443, 70000]
+`;
+    expect(() => parseConfig(yaml)).toThrow(ConfigInvalidError);
+    expect(() => parseConfig(yaml)).toThrow(
+      /accounts\.0\.allowedPublicPorts\.1 \(line 5\): must be a port 0–65535/,
+    );
   });
 });
 
