@@ -23,6 +23,10 @@ const MIRRORED = new Set([
   'plan.changed',
   'run.finished',
   'undo.requested',
+  'run.cancelled',
+  'reminder.posted',
+  'reminder.failed',
+  'finding.snoozed',
 ]);
 
 /** Creates the sink; returns a function that resolves when every queued line has been posted. */
