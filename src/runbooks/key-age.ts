@@ -16,6 +16,7 @@ import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
 import { AccountOptionSchema, defineRunbook, type Outcome, type Plan } from './define-runbook.ts';
+import { iamRegionFor } from './disable-key.ts';
 import { type CredentialReportRow, parseCredentialReport } from './parse-credential-report.ts';
 
 const DAY_MS = 86_400_000;
@@ -283,7 +284,8 @@ export async function collectKeyAgeReport(
   limits: KeyAgeLimits,
   options: FetchReportOptions,
 ): Promise<AccountKeyAgeReport> {
-  const iam = aws.client(IAMClient, 'us-east-1');
+  // IAM is global; its endpoint region depends on the partition of the account's roles.
+  const iam = aws.client(IAMClient, iamRegionFor(aws.roleArn));
   const report = await fetchCredentialReport(iam, options);
   const rows = parseCredentialReport(report.csv);
   const findings = findKeyAgeFindings(rows, limits, options.now, {
@@ -433,7 +435,7 @@ export const keyAge = defineRunbook<KeyAgeInput, KeyAgeLimits, KeyAgeResult>({
     ],
     execute: [],
   },
-  defaultRegion: () => 'us-east-1',
+  defaultRegion: (account) => iamRegionFor(account.roles.read),
   async plan(ctx, input): Promise<Plan<KeyAgeLimits>> {
     const limits = { maxKeyAgeDays: input.maxKeyAgeDays, maxUnusedDays: input.maxUnusedDays };
     return {

@@ -8,6 +8,7 @@ import type { AwsClientFactory } from '../aws/client-factory.ts';
 import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
 import { asQuellError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { iamRegionFor } from '../runbooks/disable-key.ts';
 import { newRunId } from '../runbooks/engine.ts';
 import {
   type AccountKeyAgeReport,
@@ -151,7 +152,7 @@ export function createReminderRunner(deps: {
           runId: id,
           runbook: 'key-age',
           sourceIdentity: SCHEDULER_ACTOR,
-          region: 'us-east-1',
+          region: iamRegionFor(account.roles.read),
         });
         try {
           return await collectKeyAgeReport(scope, limits, {
