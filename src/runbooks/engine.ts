@@ -402,6 +402,13 @@ export class Engine {
       return;
     }
     if (orphan.state === 'approved') {
+      // The dead replica may have committed the approval but not yet audited it: the recovery entry
+      // names every recorded decision, so the chain still says who approved.
+      const decisions = (await this.#d.store.listDecisions(orphan.id)).map((d) => ({
+        user: d.userId,
+        decision: d.decision,
+        at: new Date(d.at).toISOString(),
+      }));
       const approvedAt = orphan.approvedAt ?? orphan.updatedAt;
       if (this.#d.now() - approvedAt > this.#d.config.approvals.expiresIn) {
         const error = new ApprovalExpiredError(orphan.id);
@@ -418,7 +425,7 @@ export class Engine {
           await this.#d.audit.record({
             ...base,
             type: 'run.recovered',
-            data: { ...from, action: 'expired' },
+            data: { ...from, action: 'expired', decisions },
           });
           const expired = await this.#mustGet(orphan.id);
           await this.#show(expired);
@@ -426,7 +433,11 @@ export class Engine {
         }
         return;
       }
-      await this.#d.audit.record({ ...base, type: 'run.recovered', data: { ...from, action: 'execute' } });
+      await this.#d.audit.record({
+        ...base,
+        type: 'run.recovered',
+        data: { ...from, action: 'execute', decisions },
+      });
       await this.#execute(orphan.id);
       return;
     }

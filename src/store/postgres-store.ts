@@ -155,7 +155,7 @@ const GENESIS_HASH = '0'.repeat(64);
 // Advisory lock keys (0x7175656c6c01 and …02: "quell" in ASCII, then a number), one for migrations and
 // one for the audit chain. Advisory locks are per database, so two deployments in one cluster never meet.
 const MIGRATION_LOCK = '124749026716673';
-const AUDIT_LOCK = '124749026716674';
+export const AUDIT_LOCK = '124749026716674';
 
 /** A run some replica must still act on (the same predicate as the SQLite store's). */
 const IN_FLIGHT =

@@ -1,10 +1,11 @@
 /**
  * Crash safety with real processes: two replicas (`node src/main.ts`, HTTP mode) share one PostgreSQL
- * database and moto; the AWS endpoint and the Slack API are reached through loopback proxies that can
- * hold a chosen request, so a replica can be killed with SIGKILL at an exact point:
+ * database and moto; AWS is reached through a loopback proxy that can hold a chosen request or its
+ * response, so a replica can be killed with SIGKILL at an exact point:
  *
  *   1. after the ack (the command acknowledged, planning under way)
- *   2. after the approval commit (the run is `approved`, not yet claimed for execution)
+ *   2. after the approval commit (the run is `approved`, not yet claimed for execution, the decision not
+ *      yet audited: the test holds the audit chain's advisory lock, where the replica's next step waits)
  *   3. between the audit intent and the AWS call (UpdateAccessKey written as intent, never sent)
  *   4. after the AWS call (UpdateAccessKey done in AWS, the replica never heard)
  *
@@ -15,8 +16,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { IAMClient } from '@aws-sdk/client-iam';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openStore } from '../../src/store/open-store.ts';
+import { AUDIT_LOCK } from '../../src/store/postgres-store.ts';
 import type { AuditRecord, RunRecord, Store } from '../../src/store/store.ts';
 import {
   accountConfig,
@@ -38,7 +41,6 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
   let db: TestDatabase;
   let store: Store;
   let slack: FakeSlack;
-  let slackProxy: HoldProxy;
   let awsProxy: HoldProxy;
   let iam: IAMClient;
   let setup: ReplicaSetup;
@@ -100,15 +102,15 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     const after = await store.listAudit();
     expect(after.slice(0, before.length)).toEqual(before);
   };
+  /** The AWS requests about one IAM user (each point uses its own). */
+  const byUser = (user: string) => (body: URLSearchParams) => body.get('UserName') === user;
   /** Intent before action: AWS never received a mutating call the audit log has no intent for. */
-  const expectIntentBeforeEveryCall = async (runId: string, counts: Map<string, number>) => {
+  const expectIntentBeforeEveryCall = async (runId: string, user: string) => {
     for (const operation of ['UpdateAccessKey', 'PutUserPolicy']) {
-      const sent = awsProxy.forwarded(operation) - (counts.get(operation) ?? 0);
+      const sent = awsProxy.forwarded(operation, byUser(user));
       expect(sent).toBeLessThanOrEqual((await entriesOf(runId, 'aws.intent', operation)).length);
     }
   };
-  const countsNow = () =>
-    new Map(['UpdateAccessKey', 'PutUserPolicy'].map((o) => [o, awsProxy.forwarded(o)] as const));
   /** Waits until the run's card is in the channel. */
   const cardPosted = (runId: string) =>
     slack.waitFor((calls) =>
@@ -126,7 +128,6 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     db = await createTestDatabase('crash');
     store = await openStore(db.url);
     slack = await startFakeSlack();
-    slackProxy = await startHoldProxy(slack.url);
     awsProxy = await startHoldProxy(inject('motoUrl'));
     iam = await adminIam(accountId);
     setup = {
@@ -137,11 +138,11 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
         channels: { [INCIDENT]: { runbooks: ['*'], accounts: ['*'] } },
         // No password in the file: it comes from PGPASSWORD, as in production.
         storage: { url: db.urlWithoutPassword },
-        replicas: { count: 2, heartbeat: '1s', orphanAfter: '3s' },
+        replicas: { count: 2, heartbeat: '1s', orphanAfter: '4s' },
       },
       env: {
         PGPASSWORD: db.password,
-        SLACK_API_URL: `${slackProxy.url}/api/`,
+        SLACK_API_URL: slack.apiUrl,
         AWS_ENDPOINT_URL: awsProxy.url,
       },
     };
@@ -152,7 +153,6 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
   afterAll(async () => {
     await Promise.all(replicas.map((r) => r.stop()));
     await store?.close();
-    await slackProxy?.close();
     await awsProxy?.close();
     await slack?.close();
     iam?.destroy();
@@ -165,7 +165,9 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     const keyId = await createUserWithKey(iam, 'crash-ack');
     const a = replicas[0] as ReplicaProcess;
     // The first AWS request of planning (assuming the read role) is held: the command is acknowledged.
-    const held = awsProxy.hold('AssumeRole', 'request');
+    const held = awsProxy.hold('AssumeRole', 'request', {
+      where: (body) => body.get('SourceIdentity') === 'U0RESP1',
+    });
     const ack = await command(a, `disable-key ${keyId} reason="kill after ack"`, 'U0RESP1');
     expect(ack.status).toBe(200);
     expect(String(ack.json?.text)).toContain('Planning');
@@ -182,14 +184,12 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await expectNoEntryLost(before);
     // The card was posted by the survivor; an approver clicks it there.
     await cardPosted(planning.id);
-    const counts = countsNow();
-    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
     await click(survivor(), 'quell_approve', planning.id, 'U0LEAD1');
     expect((await runIn(planning.id, ['succeeded', 'failed'])).state).toBe('succeeded');
-    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(awsProxy.forwarded('UpdateAccessKey', byUser('crash-ack'))).toBe(1);
     expect(await entriesOf(planning.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
     expect(await keyStatus(iam, 'crash-ack', keyId)).toBe('Inactive');
-    await expectIntentBeforeEveryCall(planning.id, counts);
+    await expectIntentBeforeEveryCall(planning.id, 'crash-ack');
     replicas[0] = await startReplicaProcess('a2', setup);
   });
 
@@ -199,26 +199,39 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await command(a, `disable-key ${keyId} reason="kill after approval"`, 'U0RESP2');
     const waiting = await runOf('U0RESP2', ['awaiting_approval']);
     await cardPosted(waiting.id);
-    // The card update that follows the decision is held: the approval has committed, nothing else.
-    const held = slackProxy.hold('chat.update', 'request');
-    const counts = countsNow();
-    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
-    await click(a, 'quell_approve', waiting.id, 'U0LEAD1');
-    await held;
-    const approved = await store.getRun(waiting.id);
-    expect(approved?.state).toBe('approved');
+    // The test takes the audit chain's lock, so the replica stops at its first step after the decision
+    // commits (auditing it): the run is approved, not yet claimed, and the decision not yet audited.
+    const auditLock = new pg.Client({ connectionString: db.url });
+    await auditLock.connect();
+    await auditLock.query('BEGIN');
+    await auditLock.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
     const before = await store.listAudit();
+    await click(a, 'quell_approve', waiting.id, 'U0LEAD1');
+    await runIn(waiting.id, ['approved']);
+    await waitUntil('the replica to wait for the audit lock', async () => {
+      const { rows } = await auditLock.query(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+      );
+      return (rows[0] as { n: number }).n > 0 ? true : undefined;
+    });
     await a.kill9();
+    await auditLock.query('ROLLBACK');
+    await auditLock.end();
+    expect((await store.getRun(waiting.id))?.state).toBe('approved');
+    expect(await store.listDecisions(waiting.id)).toMatchObject([{ userId: 'U0LEAD1', decision: 'approve' }]);
 
     const done = await runIn(waiting.id, ['succeeded', 'failed', 'needs_operator', 'expired'], 20_000);
     expect(done.state).toBe('succeeded');
     const recovered = await entriesOf(waiting.id, 'run.recovered');
     expect(recovered.map((e) => (e.data as { action: string }).action)).toEqual(['execute']);
+    // The decision the dead replica never audited is in the chain all the same.
+    expect(recovered[0]?.data).toMatchObject({ decisions: [{ user: 'U0LEAD1', decision: 'approve' }] });
+    expect(await entriesOf(waiting.id, 'approval.decision')).toHaveLength(0);
     expect(await entriesOf(waiting.id, 'execute.started')).toHaveLength(1);
     expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
-    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(awsProxy.forwarded('UpdateAccessKey', byUser('crash-approved'))).toBe(1);
     expect(await keyStatus(iam, 'crash-approved', keyId)).toBe('Inactive');
-    await expectIntentBeforeEveryCall(waiting.id, counts);
+    await expectIntentBeforeEveryCall(waiting.id, 'crash-approved');
     await expectNoEntryLost(before);
     replicas[0] = await startReplicaProcess('a3', setup);
   });
@@ -229,9 +242,7 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await command(survivor(), `disable-key ${keyId} reason="kill before the call"`, 'U0RESP3');
     const waiting = await runOf('U0RESP3', ['awaiting_approval']);
     await cardPosted(waiting.id);
-    const counts = countsNow();
-    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
-    const held = awsProxy.hold('UpdateAccessKey', 'request');
+    const held = awsProxy.hold('UpdateAccessKey', 'request', { where: byUser('crash-intent') });
     await click(a, 'quell_approve', waiting.id, 'U0LEAD2');
     await held;
     expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
@@ -259,10 +270,10 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     expect(calls.unfinished).toContain('iam:UpdateAccessKey');
     for (const name of [...calls.unfinished, ...calls.completed])
       expect(['iam:PutUserPolicy', 'iam:UpdateAccessKey']).toContain(name);
-    await expectIntentBeforeEveryCall(waiting.id, counts);
+    await expectIntentBeforeEveryCall(waiting.id, 'crash-intent');
     // Never sent (the caller died while it was held) and never retried.
     await new Promise((r) => setTimeout(r, 1500));
-    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(0);
+    expect(awsProxy.forwarded('UpdateAccessKey', byUser('crash-intent'))).toBe(0);
     expect(await keyStatus(iam, 'crash-intent', keyId)).toBe('Active');
     expect((await store.getRun(waiting.id))?.state).toBe('needs_operator');
     await expectNoEntryLost(before);
@@ -275,9 +286,7 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await command(survivor(), `disable-key ${keyId} reason="kill after the call"`, 'U0RESP4');
     const waiting = await runOf('U0RESP4', ['awaiting_approval']);
     await cardPosted(waiting.id);
-    const counts = countsNow();
-    const updatesBefore = awsProxy.forwarded('UpdateAccessKey');
-    const held = awsProxy.hold('UpdateAccessKey', 'response');
+    const held = awsProxy.hold('UpdateAccessKey', 'response', { where: byUser('crash-call') });
     await click(a, 'quell_approve', waiting.id, 'U0LEAD2');
     await held;
     expect(await keyStatus(iam, 'crash-call', keyId)).toBe('Inactive');
@@ -288,10 +297,10 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     expect(stuck.state).toBe('needs_operator');
     await slack.waitFor(() => threadOf(stuck).some((t) => t.includes('Needs an operator')));
     await new Promise((r) => setTimeout(r, 1500));
-    expect(awsProxy.forwarded('UpdateAccessKey') - updatesBefore).toBe(1);
+    expect(awsProxy.forwarded('UpdateAccessKey', byUser('crash-call'))).toBe(1);
     expect(await entriesOf(waiting.id, 'aws.intent', 'UpdateAccessKey')).toHaveLength(1);
     expect((await entriesOf(waiting.id, 'aws.intent', 'PutUserPolicy')).length).toBeLessThanOrEqual(1);
-    await expectIntentBeforeEveryCall(waiting.id, counts);
+    await expectIntentBeforeEveryCall(waiting.id, 'crash-call');
     const marked = await entriesOf(waiting.id, 'run.needs_operator');
     expect((marked[0]?.data as { unfinished: string[] }).unfinished).toContain('iam:UpdateAccessKey');
     expect((await store.getRun(waiting.id))?.state).toBe('needs_operator');

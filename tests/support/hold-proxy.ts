@@ -22,12 +22,22 @@ export interface HeldRequest {
   readonly callerGone: boolean;
 }
 
+/** Picks requests by their body (form-encoded for IAM, STS and the Slack Web API). */
+export type BodyMatch = (body: URLSearchParams) => boolean;
+
 export interface HoldProxy {
   url: string;
-  /** Requests forwarded to the target, per operation. */
-  forwarded(operation: string): number;
-  /** Resolves once the next request of `operation` is held at `stage` (bounded by `timeoutMs`). */
-  hold(operation: string, stage: HoldStage, timeoutMs?: number): Promise<HeldRequest>;
+  /** Requests of `operation` forwarded to the target (only those whose body matches, when given). */
+  forwarded(operation: string, where?: BodyMatch): number;
+  /**
+   * Resolves once the next request of `operation` (whose body matches, when given) is held at `stage`,
+   * bounded by `timeoutMs`. Other requests pass.
+   */
+  hold(
+    operation: string,
+    stage: HoldStage,
+    options?: { where?: BodyMatch; timeoutMs?: number },
+  ): Promise<HeldRequest>;
   close(): Promise<void>;
 }
 
@@ -43,10 +53,11 @@ function operationOf(req: IncomingMessage, body: string): string {
 
 export async function startHoldProxy(target: string): Promise<HoldProxy> {
   const upstream = new URL(target);
-  const counts = new Map<string, number>();
+  const sent: { operation: string; body: URLSearchParams }[] = [];
   const waiting: {
     operation: string;
     stage: HoldStage;
+    where: BodyMatch | undefined;
     resolve: (held: HeldRequest) => void;
   }[] = [];
 
@@ -57,7 +68,7 @@ export async function startHoldProxy(target: string): Promise<HoldProxy> {
     deliver: (status: number, headers: Record<string, unknown>, payload: Buffer) => void,
     fail: () => void,
   ) => {
-    counts.set(operation, (counts.get(operation) ?? 0) + 1);
+    sent.push({ operation, body: new URLSearchParams(body.toString('utf8')) });
     const out = request(
       {
         hostname: upstream.hostname,
@@ -98,7 +109,8 @@ export async function startHoldProxy(target: string): Promise<HoldProxy> {
           res.end();
         }
       };
-      const index = waiting.findIndex((w) => w.operation === operation);
+      const params = new URLSearchParams(body.toString('utf8'));
+      const index = waiting.findIndex((w) => w.operation === operation && (!w.where || w.where(params)));
       const hold = index >= 0 ? waiting.splice(index, 1)[0] : undefined;
       const held = (release: () => void): HeldRequest => ({
         operation,
@@ -134,12 +146,14 @@ export async function startHoldProxy(target: string): Promise<HoldProxy> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
-    forwarded: (operation) => counts.get(operation) ?? 0,
-    hold(operation, stage, timeoutMs = 30_000) {
+    forwarded: (operation, where) =>
+      sent.filter((r) => r.operation === operation && (!where || where(r.body))).length,
+    hold(operation, stage, { where, timeoutMs = 30_000 } = {}) {
       return new Promise<HeldRequest>((resolve, reject) => {
         const entry = {
           operation,
           stage,
+          where,
           resolve: (held: HeldRequest) => {
             clearTimeout(timer);
             resolve(held);
