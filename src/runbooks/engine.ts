@@ -333,7 +333,9 @@ export class Engine {
   async heartbeat(): Promise<void> {
     const now = this.#d.now();
     try {
-      await this.#d.store.heartbeatRuns(this.#d.replica.id, [...this.#working], now);
+      // With nothing in hand, still reach the store: "connected since" must mean the database answered.
+      if (this.#working.size === 0) await this.#d.store.ping();
+      else await this.#d.store.heartbeatRuns(this.#d.replica.id, [...this.#working], now);
       this.#connectedSince ??= now;
     } catch (error) {
       this.#connectedSince = null;
@@ -356,7 +358,14 @@ export class Engine {
     if (this.#connectedSince === null || now - this.#connectedSince < orphanAfterMs) return 0;
     const staleBefore = now - orphanAfterMs;
     let claimed = 0;
-    for (const orphan of await this.#d.store.listOrphanedRuns(staleBefore, 20)) {
+    let orphans: RunRecord[];
+    try {
+      orphans = await this.#d.store.listOrphanedRuns(staleBefore, 20);
+    } catch (error) {
+      this.#connectedSince = null;
+      throw error;
+    }
+    for (const orphan of orphans) {
       if (!(await this.#d.store.claimOrphanedRun(orphan.id, id, now, staleBefore))) continue;
       claimed++;
       await this.#track(this.#recover(orphan)).catch((err: unknown) =>

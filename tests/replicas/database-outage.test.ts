@@ -84,6 +84,13 @@ describe('PostgreSQL unreachable, then back', () => {
       'cannot reach its database',
     );
 
+    // The replica's own heartbeat failed too (it beats every second).
+    const deadline = Date.now() + 10_000;
+    while (!t.logLines.some((l) => l.includes('heartbeat or orphan recovery failed'))) {
+      if (Date.now() > deadline) throw new Error('no failed heartbeat logged during the outage');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+
     proxy.restore();
     await waitForHealth(200);
 
@@ -101,5 +108,42 @@ describe('PostgreSQL unreachable, then back', () => {
     const chain = await t.quell.store.listAudit();
     expect(verifyAuditChain(chain)).toMatchObject({ ok: true });
     expect(t.logLines.join('')).not.toContain(db.password);
+  });
+
+  it('judges other replicas only after its own heartbeats have reached the database for orphanAfter', async () => {
+    proxy.cut();
+    const failures = t.logLines.filter((l) => l.includes('heartbeat or orphan recovery failed')).length;
+    const deadline = Date.now() + 10_000;
+    while (t.logLines.filter((l) => l.includes('heartbeat or orphan recovery failed')).length === failures) {
+      if (Date.now() > deadline) throw new Error('no failed heartbeat logged during the outage');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    proxy.restore();
+    await waitForHealth(200);
+    // Another replica's run, not refreshed for 10 minutes: after an outage that only means its replica
+    // has not reconnected yet, so it is left alone until this one has been connected for orphanAfter.
+    const at = Date.now() - 10 * 60_000;
+    const pending = await t.quell.store.listRuns({ limit: 1 });
+    const template = pending[0];
+    if (!template) throw new Error('no run to copy');
+    const other = {
+      ...template,
+      id: 'rotherreplica',
+      state: 'running' as const,
+      executor: 'other-replica-1-abcdef',
+      heartbeatAt: at,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await t.quell.store.createRun(other);
+    await t.quell.engine.heartbeat();
+    expect(await t.quell.engine.recoverOrphans()).toBe(0);
+    expect((await t.quell.store.getRun(other.id))?.state).toBe('running');
+    // orphanAfter (3 s) later, the periodic sweep takes it over.
+    const taken = Date.now() + 10_000;
+    while ((await t.quell.store.getRun(other.id))?.state !== 'needs_operator') {
+      if (Date.now() > taken) throw new Error('the orphan was not taken over after orphanAfter');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 });
