@@ -4,7 +4,6 @@
  * `iam-policy` (the least-privilege roles generated from the runbooks, also as a CloudFormation
  * template), `config check`.
  */
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { verifyAuditChain } from './audit/chain.ts';
@@ -15,7 +14,7 @@ import { QuellError } from './errors.ts';
 import { assertConfigNamesKnownRunbooks } from './runbooks/engine.ts';
 import { RUNBOOKS } from './runbooks/registry.ts';
 import { configPath, startBot } from './start-bot.ts';
-import { isPostgresUrl, openStore, redactDatabaseUrl } from './store/open-store.ts';
+import { openExistingStore, redactDatabaseUrl } from './store/open-store.ts';
 import { runBreakGlass } from './terminal/run-break-glass.ts';
 import { showAudit } from './terminal/show-audit.ts';
 
@@ -122,15 +121,14 @@ function readConfig(): Config | undefined {
 async function auditVerify(args: string[], out: (text: string) => void): Promise<number> {
   const { values } = parseArgs({ args, options: { db: { type: 'string' } } });
   const url = values.db ?? loadConfigFile(configPath(process.env).path).storage.url;
-  // Verifying must not create (and report as fine) an empty database at a mistyped path.
-  const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
-  if (file !== undefined && file !== ':memory:' && !existsSync(file)) {
-    out(`no audit database at ${file}\n`);
+  // Verifying must not create (and report as fine) an empty database at a mistyped location.
+  let store: Awaited<ReturnType<typeof openExistingStore>>;
+  try {
+    store = await openExistingStore(url);
+  } catch (error) {
+    out(`cannot open the audit log at ${redactDatabaseUrl(url)}: ${(error as Error).message}\n`);
     return 1;
   }
-  // Read-only: a PostgreSQL database is never migrated by a verification (a mistyped database name then
-  // fails below instead of being turned into an empty, "valid" audit log).
-  const store = await openStore(url, { migrate: !isPostgresUrl(url) });
   try {
     let entries: Awaited<ReturnType<typeof store.listAudit>>;
     try {

@@ -53,7 +53,12 @@ export function buildPermissionsPolicy(
 /** The trust policy for both role tiers. */
 export function buildTrustPolicy(principalArn: string, externalId?: string): PolicyDocument {
   const condition: Record<string, Record<string, unknown>> = {
-    StringLike: { 'sts:RoleSessionName': 'quell-*', 'sts:SourceIdentity': '*' },
+    // StringLike on the run-id tag requires the tag to be present (ForAllValues alone also matches no tags).
+    StringLike: {
+      'sts:RoleSessionName': 'quell-*',
+      'sts:SourceIdentity': '*',
+      'aws:RequestTag/quell-run-id': 'r*',
+    },
     'ForAllValues:StringEquals': { 'aws:TagKeys': SESSION_TAG_KEYS },
   };
   if (externalId) condition.StringEquals = { 'sts:ExternalId': externalId };

@@ -1,4 +1,6 @@
 /** Chooses the store implementation from `storage.url`. */
+import { existsSync } from 'node:fs';
+import { StorageError } from '../errors.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
@@ -24,6 +26,19 @@ export async function openStore(url: string, options: { migrate?: boolean } = {}
     throw error;
   }
   return store;
+}
+
+/**
+ * Opens an existing store for reading (audit verify, audit show): a SQLite file must already exist and
+ * a PostgreSQL database is never migrated, so a mistyped location fails instead of becoming an empty,
+ * "valid" audit log. SQLite files are migrated only to bring an older quell's file up to date.
+ */
+export async function openExistingStore(url: string): Promise<Store> {
+  const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
+  if (file !== undefined && file !== ':memory:' && !existsSync(file)) {
+    throw new StorageError(`There is no quell database at ${file}.`);
+  }
+  return openStore(url, { migrate: !isPostgresUrl(url) });
 }
 
 /** The URL with any password replaced, for logs and messages. */

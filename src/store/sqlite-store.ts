@@ -155,8 +155,9 @@ export class SqliteStore implements Store {
 
   constructor(url: string) {
     const path = url.replace(/^sqlite:/, '');
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
+      // Inside the try: an unwritable directory (a read-only root filesystem) is a StorageError, not a crash.
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
       this.#db = new DatabaseSync(path);
       this.#db.exec(
         'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;',

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { verifyAuditChain } from '../audit/chain.ts';
 import type { Config } from '../config.ts';
 import { isRunId } from '../runbooks/engine.ts';
-import { openStore } from '../store/open-store.ts';
+import { openExistingStore } from '../store/open-store.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { terminalSafe } from './format-run-text.ts';
 import type { TerminalIo } from './terminal-notifier.ts';
@@ -64,7 +64,7 @@ export async function showAudit(args: string[], config: Config | undefined, io: 
     io.err(`quell: no configuration to find the store in; give --db\n${AUDIT_SHOW_USAGE}`);
     return 2;
   }
-  const store = await openStore(url);
+  const store = await openExistingStore(url);
   try {
     const verdict = verifyAuditChain(await store.listAudit());
     const entries = await store.listAudit({ runId: values.run });

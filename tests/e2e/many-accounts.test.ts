@@ -161,6 +161,8 @@ describe('many accounts through assumed roles deployed as a StackSet', () => {
       expect(trust.Statement[0]?.Condition.StringLike).toEqual({
         'sts:RoleSessionName': 'quell-*',
         'sts:SourceIdentity': '*',
+        // Requires the run-id session tag to be present, not only limits which tags may be set.
+        'aws:RequestTag/quell-run-id': 'r*',
       });
       // No external id configured: the condition is left out rather than left empty.
       expect(trust.Statement[0]?.Condition.StringEquals).toBeUndefined();
