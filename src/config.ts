@@ -185,7 +185,7 @@ export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
 export const ReplicasSchema = z
   .object({
     count: z.number().int().min(1).max(50).default(1),
-    heartbeat: DurationSchema.default(10_000),
+    heartbeat: DurationSchema.default(10_000).refine((ms) => ms >= 1_000, { message: 'must be at least 1s' }),
     orphanAfter: DurationSchema.default(60_000),
   })
   .strict()
@@ -247,6 +247,15 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    // Several replicas must share a database: an embedded SQLite file per replica would give each its own
+    // approvals and audit chain, and break exactly-once.
+    if (config.replicas.count > 1 && config.storage.url.startsWith('sqlite:')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replicas', 'count'],
+        message: 'several replicas need storage.url: postgres://… (SQLite is for one process)',
+      });
+    }
     const seen = new Map<string, number>();
     config.accounts.forEach((account, i) => {
       for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {

@@ -27,6 +27,9 @@ const MIRRORED = new Set([
   'reminder.posted',
   'reminder.failed',
   'finding.snoozed',
+  'command.received',
+  'run.recovered',
+  'run.needs_operator',
 ]);
 
 /** Creates the sink; returns a function that resolves when every queued line has been posted. */

@@ -58,7 +58,7 @@ export function describeFinding(f: ShownFinding, report: ReminderReport): string
     .filter((v): v is string => Boolean(v))
     .map((v) => escapeMrkdwn(v, 40));
   const lastUse = f.lastUsedAt
-    ? `last used ${day(f.lastUsedAt)}${f.idleDays !== null ? ` (${f.idleDays} days ago)` : ''}${where.length ? ` via ${where.join(' in ')}` : ''}`
+    ? `last used ${day(f.lastUsedAt)}${f.idleDays !== null ? ` (${f.idleDays} day${f.idleDays === 1 ? '' : 's'} ago)` : ''}${where.length ? ` via ${where.join(' in ')}` : ''}`
     : 'never used';
   const reasons = f.reasons.map((r) => REASON_LABEL[r](f, report)).join(' · ');
   return `${key} · ${age} · ${lastUse}\n${reasons}`;

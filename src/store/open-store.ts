@@ -1,6 +1,6 @@
 /** Chooses the store implementation from `storage.url`. */
 import { existsSync } from 'node:fs';
-import { StorageError } from '../errors.ts';
+import { InputInvalidError } from '../errors.ts';
 import { PostgresStore } from './postgres-store.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import type { Store } from './store.ts';
@@ -36,7 +36,7 @@ export async function openStore(url: string, options: { migrate?: boolean } = {}
 export async function openExistingStore(url: string): Promise<Store> {
   const file = url.startsWith('sqlite:') ? url.slice('sqlite:'.length) : undefined;
   if (file !== undefined && file !== ':memory:' && !existsSync(file)) {
-    throw new StorageError(`There is no quell database at ${file}.`);
+    throw new InputInvalidError([`there is no quell database at ${file}`]);
   }
   return openStore(url, { migrate: !isPostgresUrl(url) });
 }

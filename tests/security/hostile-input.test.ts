@@ -119,4 +119,36 @@ describe('hostile input', () => {
       { numRuns: 2000 },
     );
   });
+  it('property: key-age accepts only an account alias and whole-day limits, failing only with InputInvalidError', () => {
+    const runbook = findRunbook('key-age');
+    if (!runbook) throw new Error('key-age missing');
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 60 }),
+          fc.constantFrom('90', '0', '-1', '1e3', '99999999', 'prod; rm -rf /', '9'.repeat(10_000)),
+        ),
+        fc.constantFrom('max-age', 'max-unused', 'account', 'region', 'sneaky'),
+        (value, key) => {
+          try {
+            const parsed = parseCommandText(`key-age ${key}="${value.replace(/["\\]/g, '')}"`);
+            const input = parseRunbookInput<{
+              account?: string;
+              maxKeyAgeDays: number;
+              maxUnusedDays: number;
+            }>(runbook, parsed.args);
+            accepted++;
+            expect(Number.isInteger(input.maxKeyAgeDays) && input.maxKeyAgeDays > 0).toBe(true);
+            expect(Number.isInteger(input.maxUnusedDays) && input.maxUnusedDays > 0).toBe(true);
+            if (input.account !== undefined) expect(input.account).toMatch(/^[a-z][a-z0-9-]{0,31}$/);
+          } catch (error) {
+            expect(error).toBeInstanceOf(InputInvalidError);
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
+    expect(accepted).toBeLessThan(1000);
+  });
 });

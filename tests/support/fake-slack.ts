@@ -159,7 +159,9 @@ export async function startFakeSlack(): Promise<FakeSlack> {
         return { ok: true, message_ts: `${tsCounter}.000200` };
       case 'users.lookupByEmail': {
         const id = usersByEmail.get(String(body.email ?? '').toLowerCase());
-        return id ? { ok: true, user: { id, profile: { email: body.email } } } : { ok: false, error: 'users_not_found' };
+        return id
+          ? { ok: true, user: { id, profile: { email: body.email } } }
+          : { ok: false, error: 'users_not_found' };
       }
       case 'conversations.open':
         // The bot's DM channel with a user: D and the user id without its U/W.

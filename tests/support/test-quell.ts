@@ -38,6 +38,9 @@ export interface TestQuell {
 
 export const INCIDENT = 'C0INCIDENT';
 
+/** When each user last sent a command through a TestQuell (see waitForRunOf). */
+const lastCommandAt = new Map<string, number>();
+
 export async function startTestQuell(
   overrides: Record<string, unknown> & { accounts: unknown[] },
   options: { now?: () => number; logLevel?: string; schedulerClock?: SchedulerClock } = {},
@@ -80,14 +83,16 @@ export async function startTestQuell(
     config,
     logLines,
     // Signed at the app's clock, as Slack signs at the real time the app sees.
-    command: (text, user, channel = INCIDENT) =>
-      postSigned(
+    command: (text, user, channel = INCIDENT) => {
+      lastCommandAt.set(user, options.now?.() ?? Date.now()); // in quell's clock, like createdAt
+      return postSigned(
         baseUrl,
         slashCommand({ text, user, channel, responseUrl: `${slack.url}/response/${user}` }),
         {
           timestamp: Math.floor((options.now?.() ?? Date.now()) / 1000),
         },
-      ),
+      );
+    },
     click: (actionId, runId, user, channel = INCIDENT) =>
       postSigned(
         baseUrl,
@@ -124,9 +129,12 @@ export async function waitForRunOf(
   timeoutMs = 20_000,
 ): Promise<RunRecord> {
   const deadline = Date.now() + timeoutMs;
+  // Runs are planned a few milliseconds after the ack (the engine's start queue): an older run of the
+  // same user must not be mistaken for the one the last command asked for.
+  const since = lastCommandAt.get(user) ?? 0;
   for (;;) {
     const [run] = await quell.store.listRuns({ requester: user, limit: 1 });
-    if (run && states.includes(run.state)) return run;
+    if (run && run.createdAt >= since && states.includes(run.state)) return run;
     if (Date.now() > deadline)
       throw new Error(`newest run of ${user} is ${run?.state ?? 'missing'}, expected ${states.join('|')}`);
     await new Promise((r) => setTimeout(r, 20));

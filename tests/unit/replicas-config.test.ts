@@ -75,11 +75,23 @@ describe('storage.url', () => {
 describe('replicas', () => {
   it('defaults to one replica, a 10 s heartbeat and takeover after 60 s', () => {
     expect(parseConfig(BASE).replicas).toEqual({ count: 1, heartbeat: 10_000, orphanAfter: 60_000 });
-    expect(parseConfig(`${BASE}replicas: { count: 3, heartbeat: 5s, orphanAfter: 30s }\n`).replicas).toEqual({
+    const shared = `${BASE}storage: { url: "postgres://quell@db.internal:5432/quell" }\n`;
+    expect(
+      parseConfig(`${shared}replicas: { count: 3, heartbeat: 5s, orphanAfter: 30s }\n`).replicas,
+    ).toEqual({
       count: 3,
       heartbeat: 5_000,
       orphanAfter: 30_000,
     });
+  });
+
+  it('refuses several replicas on SQLite and a heartbeat under a second', () => {
+    expect(problemsOf(`${BASE}replicas: { count: 2 }\n`).join('\n')).toMatch(
+      /replicas\.count.*need storage\.url: postgres/,
+    );
+    expect(problemsOf(`${BASE}replicas: { heartbeat: 0s }\n`).join('\n')).toMatch(
+      /replicas\.heartbeat.*at least 1s/,
+    );
   });
 
   it('refuses a takeover delay that a live replica could miss, and impossible counts', () => {
