@@ -10,6 +10,7 @@ import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
 import { AwsClientFactory } from './aws/client-factory.ts';
 import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
 import { AwsSessions } from './aws/sessions.ts';
+import { createActionRouter } from './commands/action-router.ts';
 import { createAuditChannelSink } from './commands/audit-channel-sink.ts';
 import { createBoltLogger } from './commands/bolt-logger.ts';
 import { createHttpServer } from './commands/http-server.ts';
@@ -148,9 +149,10 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     ? createAuditChannelSink(app.client, config.slack.auditChannel, log)
     : undefined;
   if (mirror) audit.addSink(mirror.sink);
-  registerHandlers(app, { engine, audit, log });
-  registerFindingHandlers(app, { engine, store, audit, directory, log, now });
-  registerAppHome(app, { engine, store, directory, log });
+  const actions = createActionRouter(app);
+  registerHandlers(app, actions, { engine, audit, log });
+  registerFindingHandlers(app, actions, { engine, store, audit, directory, log, now });
+  registerAppHome(app, actions, { engine, store, directory, log });
   const reminders = new ReminderScheduler({
     config,
     store,

@@ -3,12 +3,14 @@
  * each click on it. Approve, Deny and Mark reviewed go through the engine exactly as on a run's card;
  * approvers act from here on runs of any channel, which the approver check at click time allows.
  */
+
 import type { App, webApi } from '@slack/bolt';
 import { type ApproverDirectory, assertApprover } from '../approvals/approval-policy.ts';
 import type { Logger } from '../logger.ts';
 import type { Engine } from '../runbooks/engine.ts';
 import { createReminderSchedule } from '../schedule/reminder-slots.ts';
 import type { RunRecord, Store } from '../store/store.ts';
+import type { ActionRouter } from './action-router.ts';
 import { type AppHomeInput, buildAppHome, HOME_ACTION, type ReminderSummaryView } from './build-app-home.ts';
 import { formatError } from './format-error.ts';
 
@@ -93,7 +95,7 @@ export async function publishAppHome(
 }
 
 /** Registers the Home tab's event and buttons. */
-export function registerAppHome(app: App, deps: AppHomeDeps): void {
+export function registerAppHome(app: App, actions: ActionRouter, deps: AppHomeDeps): void {
   const { engine, log } = deps;
   const command = engine.config.slack.command;
 
@@ -124,7 +126,7 @@ export function registerAppHome(app: App, deps: AppHomeDeps): void {
       );
     }) satisfies Parameters<App['action']>[1];
 
-  app.action(
+  actions.action(
     HOME_ACTION.approve,
     onClick(
       (runId, user) => engine.decide(runId, user, 'approve', null),
@@ -132,14 +134,14 @@ export function registerAppHome(app: App, deps: AppHomeDeps): void {
         `:white_check_mark: Your approval of \`${run.id}\` is recorded; the run is ${run.state.replace(/_/g, ' ')}.`,
     ),
   );
-  app.action(
+  actions.action(
     HOME_ACTION.deny,
     onClick(
       (runId, user) => engine.decide(runId, user, 'deny', null),
       (run) => `:no_entry: You denied \`${run.id}\`.`,
     ),
   );
-  app.action(
+  actions.action(
     HOME_ACTION.review,
     onClick(
       (runId, user) => engine.review(runId, user, null),

@@ -4,6 +4,7 @@
  * click comes from the channel the finding was posted in, and then goes through the same paths as a
  * typed command: Disable → `disable-key` with its approvals, Look up activity → `trail key=…`.
  */
+
 import type { App } from '@slack/bolt';
 import { type ApproverDirectory, assertApprover } from '../approvals/approval-policy.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
@@ -13,6 +14,7 @@ import type { Engine } from '../runbooks/engine.ts';
 import type { KeyFinding } from '../runbooks/key-age.ts';
 import { findStoredFinding, type StoredFinding } from '../schedule/find-finding.ts';
 import type { Store } from '../store/store.ts';
+import type { ActionRouter } from './action-router.ts';
 import { buildSnoozeModal, FINDING_ACTION, SNOOZE_DAYS } from './build-key-age-message.ts';
 import { escapeCode, escapeMrkdwn, mentionUser } from './escape-text.ts';
 import { formatError } from './format-error.ts';
@@ -58,7 +60,7 @@ interface ClickedFinding {
 }
 
 /** Registers the finding buttons and the snooze modal on the app. */
-export function registerFindingHandlers(app: App, deps: FindingHandlerDeps): void {
+export function registerFindingHandlers(app: App, actions: ActionRouter, deps: FindingHandlerDeps): void {
   const { engine, store, audit, log } = deps;
   const command = engine.config.slack.command;
   const now = deps.now ?? Date.now;
@@ -94,7 +96,7 @@ export function registerFindingHandlers(app: App, deps: FindingHandlerDeps): voi
     return typeof v === 'string' ? v : '';
   };
 
-  app.action(FINDING_ACTION.disable, async ({ ack, body, action, respond }) => {
+  actions.action(FINDING_ACTION.disable, async ({ ack, body, action, respond }) => {
     await ack();
     try {
       const { stored, requester } = await resolveClick(body, buttonValue(action));
@@ -114,7 +116,7 @@ export function registerFindingHandlers(app: App, deps: FindingHandlerDeps): voi
     }
   });
 
-  app.action(FINDING_ACTION.lookUp, async ({ ack, body, action, respond }) => {
+  actions.action(FINDING_ACTION.lookUp, async ({ ack, body, action, respond }) => {
     await ack();
     try {
       const { stored, requester } = await resolveClick(body, buttonValue(action));
@@ -131,7 +133,7 @@ export function registerFindingHandlers(app: App, deps: FindingHandlerDeps): voi
     }
   });
 
-  app.action(FINDING_ACTION.snooze, async ({ ack, body, action, respond, client }) => {
+  actions.action(FINDING_ACTION.snooze, async ({ ack, body, action, respond, client }) => {
     await ack();
     try {
       const ref = buttonValue(action);

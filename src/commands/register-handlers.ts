@@ -3,6 +3,7 @@
  * input is answered in the acknowledgement itself, which needs no I/O); planning, approvals and AWS
  * work happen after, with progress in the run's thread.
  */
+
 import type { App } from '@slack/bolt';
 import type { AuditLog } from '../audit/audit-log.ts';
 import { QuellError } from '../errors.ts';
@@ -10,6 +11,7 @@ import type { Logger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/command-grammar.ts';
 import type { Engine } from '../runbooks/engine.ts';
 import { keyActivityArgs } from '../runbooks/trail.ts';
+import type { ActionRouter } from './action-router.ts';
 import { buildHelp } from './build-help.ts';
 import { ACTION, buildRunCard } from './build-run-card.ts';
 import { formatError } from './format-error.ts';
@@ -17,7 +19,11 @@ import { helpContext, listRunnableRunbooks } from './list-runnable-runbooks.ts';
 import type { SlackRequester } from './slack-notifier.ts';
 
 /** Wires the command and button handlers onto a Bolt app. */
-export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditLog; log: Logger }): void {
+export function registerHandlers(
+  app: App,
+  actions: ActionRouter,
+  deps: { engine: Engine; audit: AuditLog; log: Logger },
+): void {
   const { engine, audit, log } = deps;
   const command = engine.config.slack.command;
 
@@ -105,10 +111,10 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
       }
     }) satisfies Parameters<App['action']>[1];
 
-  app.action(ACTION.approve, onDecision('approve'));
-  app.action(ACTION.deny, onDecision('deny'));
+  actions.action(ACTION.approve, onDecision('approve'));
+  actions.action(ACTION.deny, onDecision('deny'));
 
-  app.action(ACTION.undo, async ({ ack, body, action, respond }) => {
+  actions.action(ACTION.undo, async ({ ack, body, action, respond }) => {
     await ack();
     const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
     try {
@@ -122,7 +128,7 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
     }
   });
 
-  app.action(ACTION.review, async ({ ack, body, action, respond }) => {
+  actions.action(ACTION.review, async ({ ack, body, action, respond }) => {
     await ack();
     const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
     try {
@@ -132,7 +138,7 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
     }
   });
 
-  app.action(ACTION.retry, async ({ ack, body, action, respond }) => {
+  actions.action(ACTION.retry, async ({ ack, body, action, respond }) => {
     await ack();
     const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
     try {
@@ -144,7 +150,7 @@ export function registerHandlers(app: App, deps: { engine: Engine; audit: AuditL
 
   // "Look up this key's activity": the key comes from the stored run, and the lookup goes through the
   // same guardrails as a typed `trail key=… since=24h` from the clicker.
-  app.action(ACTION.trailKey, async ({ ack, body, action, respond }) => {
+  actions.action(ACTION.trailKey, async ({ ack, body, action, respond }) => {
     await ack();
     const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
     const requester: SlackRequester = {
