@@ -2,14 +2,13 @@
  * The composition root: store, audit log, AWS sessions and clients, the engine, and the Bolt app with
  * its handlers, over Socket Mode (default) or HTTP. Tests build it exactly as production does.
  */
+
 import type { AddressInfo } from 'node:net';
 import { App, HTTPReceiver } from '@slack/bolt';
 import type { ApproverDirectory } from './approvals/approval-policy.ts';
-import { AuditLog } from './audit/audit-log.ts';
-import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
-import { AwsClientFactory } from './aws/client-factory.ts';
-import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
-import { AwsSessions } from './aws/sessions.ts';
+import type { AuditLog } from './audit/audit-log.ts';
+import type { RateLimit } from './aws/rate-limits.ts';
+import type { AwsSessions } from './aws/sessions.ts';
 import { createActionRouter } from './commands/action-router.ts';
 import { createAuditChannelSink } from './commands/audit-channel-sink.ts';
 import { createBoltLogger } from './commands/bolt-logger.ts';
@@ -24,6 +23,7 @@ import {
   withKeyAgeFindings,
 } from './commands/slack-key-age-notifier.ts';
 import { createSlackNotifier } from './commands/slack-notifier.ts';
+import { composeCore } from './compose-core.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
@@ -31,7 +31,7 @@ import { Engine } from './runbooks/engine.ts';
 import { newReplicaId } from './runbooks/orphaned-runs.ts';
 import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
 import { createReminderRunner } from './schedule/run-reminder.ts';
-import { openStore, redactDatabaseUrl } from './store/open-store.ts';
+import { redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 
 /** The Slack secrets the chosen mode needs. */
@@ -82,21 +82,10 @@ export interface Quell {
 export async function createQuell(options: QuellOptions): Promise<Quell> {
   const { config, secrets, log } = options;
   const now = options.now ?? Date.now;
-  const store = await openStore(config.storage.url);
-  const audit = new AuditLog(store, log, now);
-  const recorder = createAuditCallRecorder(audit);
-  const sessions = new AwsSessions(
-    {
-      region: config.aws.region,
-      sessionSeconds: config.aws.sessionSeconds,
-      externalId: config.aws.externalId,
-    },
-    log,
-    { now, recorder },
-  );
-  // Each replica paces at its share of every AWS limit (config replicas.count).
-  const limiters = new RateLimiters(options.rateLimits, { replicas: config.replicas.count });
-  const aws = new AwsClientFactory({ sessions, limiters, recorder });
+  const { store, audit, sessions, limiters, aws } = await composeCore(config, log, {
+    now,
+    ...(options.rateLimits ? { rateLimits: options.rateLimits } : {}),
+  });
 
   const boltLogger = createBoltLogger(log);
   const clientOptions = {

@@ -552,39 +552,55 @@ export class Engine {
         assertChannelAllows(this.#d.config, requester.channel, runbook.id, account.alias);
       const region = this.#resolveRegion(runbook, input, account);
       const now = this.#d.now();
-      const run: RunRecord = {
-        id: runId,
-        runbook: runbook.id,
+      const run = this.#newRun(runId, runbook, requester, now, {
         kind: 'run',
         parentRunId: null,
-        state: 'planning',
-        source: requester.source,
-        requester: requester.user,
-        channel: requester.channel,
         reason: input.reason ?? null,
         input: input as Json,
         accountAlias: account.alias,
         accountId: account.id,
         region,
-        plan: null,
-        planHash: null,
-        requiredApprovals: requiredApprovals(this.#d.config, runbook.id, runbook.risk),
-        breakGlass: false,
-        reviewState: null,
-        expiresAt: null,
-        approvedAt: null,
-        messageTs: null,
-        result: null,
-        error: null,
-        createdAt: now,
-        updatedAt: now,
-      };
+      });
       await this.#d.store.createRun(run);
       return await this.#planAndRequest(run, runbook, (ctx) => runbook.plan(ctx, input));
     } catch (error) {
       await this.#refuse(runId, requester, error);
       return undefined;
     }
+  }
+
+  /** A new run record in `planning`, with nothing planned, decided or run yet. */
+  #newRun(
+    id: string,
+    runbook: AnyRunbook,
+    requester: Requester,
+    now: number,
+    target: Pick<
+      RunRecord,
+      'kind' | 'parentRunId' | 'reason' | 'input' | 'accountAlias' | 'accountId' | 'region'
+    >,
+  ): RunRecord {
+    return {
+      id,
+      runbook: runbook.id,
+      ...target,
+      state: 'planning',
+      source: requester.source,
+      requester: requester.user,
+      channel: requester.channel,
+      plan: null,
+      planHash: null,
+      requiredApprovals: requiredApprovals(this.#d.config, runbook.id, runbook.risk),
+      breakGlass: false,
+      reviewState: null,
+      expiresAt: null,
+      approvedAt: null,
+      messageTs: null,
+      result: null,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+    };
   }
 
   async #requestUndo(parentId: string, requester: Requester): Promise<RunRecord | undefined> {
@@ -615,28 +631,15 @@ export class Engine {
       data: { undoes: parent.id, runbook: runbook.id, channel: requester.channel },
     });
     const now = this.#d.now();
-    const run: RunRecord = {
-      ...parent,
-      id: runId,
+    const run = this.#newRun(runId, runbook, requester, now, {
       kind: 'undo',
       parentRunId: parent.id,
-      state: 'planning',
-      source: requester.source,
-      requester: requester.user,
-      channel: requester.channel,
-      plan: null,
-      planHash: null,
-      requiredApprovals: requiredApprovals(this.#d.config, runbook.id, runbook.risk),
-      breakGlass: false,
-      reviewState: null,
-      expiresAt: null,
-      approvedAt: null,
-      messageTs: null,
-      result: null,
-      error: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+      reason: parent.reason,
+      input: parent.input,
+      accountAlias: parent.accountAlias,
+      accountId: parent.accountId,
+      region: parent.region,
+    });
     try {
       await this.#d.store.createRun(run);
       const source = undoSource(parent);

@@ -5,20 +5,16 @@
  * that changes something is break-glass: it runs without approval after a y/N confirmation at the
  * terminal (`--yes` for scripts) and owes an approver's review afterwards (App Home, or the card).
  */
+
 import { hostname, userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ApproverDirectory } from '../approvals/approval-policy.ts';
-import { AuditLog } from '../audit/audit-log.ts';
-import { createAuditCallRecorder } from '../audit/record-aws-calls.ts';
-import { AwsClientFactory } from '../aws/client-factory.ts';
-import { RateLimiters } from '../aws/rate-limits.ts';
-import { AwsSessions } from '../aws/sessions.ts';
+import { composeCore } from '../compose-core.ts';
 import type { Config } from '../config.ts';
 import { InputInvalidError, QuellError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/command-grammar.ts';
 import { Engine, type Requester, type RunView } from '../runbooks/engine.ts';
-import { openStore } from '../store/open-store.ts';
 import { formatPlanText, terminalSafe } from './format-run-text.ts';
 import { createTerminalNotifier, type TerminalIo } from './terminal-notifier.ts';
 
@@ -96,20 +92,9 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
 
   // Logs go to stderr, quietly: stdout is the run's own output.
   const log = createLogger({ level: process.env.QUELL_LOG_LEVEL ?? 'warn', destination: process.stderr });
-  const store = await openStore(values.db ?? config.storage.url);
-  const audit = new AuditLog(store, log);
-  const recorder = createAuditCallRecorder(audit);
-  const sessions = new AwsSessions(
-    {
-      region: config.aws.region,
-      sessionSeconds: config.aws.sessionSeconds,
-      externalId: config.aws.externalId,
-    },
-    log,
-    { recorder },
-  );
-  const limiters = new RateLimiters();
-  const aws = new AwsClientFactory({ sessions, limiters, recorder });
+  const { store, audit, sessions, limiters, aws } = await composeCore(config, log, {
+    ...(values.db ? { storageUrl: values.db } : {}),
+  });
   // Slack is down: user groups cannot be resolved, so a group-only requester list refuses (fail closed).
   const directory: ApproverDirectory = { groupMembers: async () => new Set<string>() };
   const engine = new Engine({

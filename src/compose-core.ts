@@ -1,0 +1,48 @@
+/**
+ * The parts every entry point (the bot, the break-glass CLI) builds the same way: the store, the audit
+ * log, the AWS sessions with every call audited, the per-service pacing (at this process's share of each
+ * AWS limit) and the client factory.
+ */
+import { AuditLog } from './audit/audit-log.ts';
+import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
+import { AwsClientFactory } from './aws/client-factory.ts';
+import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
+import { AwsSessions } from './aws/sessions.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import { openStore } from './store/open-store.ts';
+import type { Store } from './store/store.ts';
+
+/** What composeCore builds. */
+export interface Core {
+  store: Store;
+  audit: AuditLog;
+  sessions: AwsSessions;
+  limiters: RateLimiters;
+  aws: AwsClientFactory;
+}
+
+/** Opens the store at `storageUrl` (default: the config's) and builds the audited AWS access over it. */
+export async function composeCore(
+  config: Config,
+  log: Logger,
+  options: { now?: () => number; rateLimits?: Record<string, RateLimit>; storageUrl?: string } = {},
+): Promise<Core> {
+  const now = options.now ?? Date.now;
+  const store = await openStore(options.storageUrl ?? config.storage.url);
+  const audit = new AuditLog(store, log, now);
+  const recorder = createAuditCallRecorder(audit);
+  const sessions = new AwsSessions(
+    {
+      region: config.aws.region,
+      sessionSeconds: config.aws.sessionSeconds,
+      externalId: config.aws.externalId,
+    },
+    log,
+    { now, recorder },
+  );
+  // Each process paces at its share of every AWS limit (config replicas.count).
+  const limiters = new RateLimiters(options.rateLimits, { replicas: config.replicas.count });
+  const aws = new AwsClientFactory({ sessions, limiters, recorder });
+  return { store, audit, sessions, limiters, aws };
+}
