@@ -45,7 +45,7 @@ export interface AppHomeInput {
 
 const MAX_PER_LIST = 10;
 
-const STATE: Record<string, string> = {
+const STATE: Record<RunState, string> = {
   planning: 'planning',
   awaiting_approval: 'awaiting approval',
   approved: 'approved',
@@ -56,10 +56,12 @@ const STATE: Record<string, string> = {
   expired: 'expired',
   superseded: 'superseded',
   plan_failed: 'could not plan',
+  partial: 'partially applied',
+  needs_operator: 'needs an operator',
 };
 
 function stateLabel(state: RunState): string {
-  return STATE[state] ?? state.replace(/_/g, ' ');
+  return STATE[state];
 }
 
 function summaryOf(run: RunRecord): string {
