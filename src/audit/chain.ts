@@ -3,9 +3,8 @@
  * hash, so editing, deleting or reordering any entry breaks every hash after it.
  */
 import { createHash } from 'node:crypto';
+import { GENESIS_HASH } from '../store/run-rows.ts';
 import type { AuditInput, AuditRecord, Json } from '../store/store.ts';
-
-export const GENESIS_HASH = '0'.repeat(64);
 
 /** JSON with object keys sorted at every level, so the same value always hashes the same. */
 export function canonicalJson(value: unknown): string {

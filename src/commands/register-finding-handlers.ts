@@ -19,6 +19,7 @@ import { buildSnoozeModal, FINDING_ACTION, SNOOZE_DAYS } from './build-key-age-m
 import { escapeCode, escapeMrkdwn, mentionUser } from './escape-text.ts';
 import { formatError } from './format-error.ts';
 import type { SlackRequester } from './slack-notifier.ts';
+import { tellClicker } from './tell-clicker.ts';
 
 /** What the handlers need. */
 export interface FindingHandlerDeps {
@@ -112,7 +113,7 @@ export function registerFindingHandlers(app: App, actions: ActionRouter, deps: F
       );
       await engine.start(prepared, requester);
     } catch (error) {
-      await tell(respond, formatError(error, log, command), log);
+      await tellClicker(respond, formatError(error, log, command), log);
     }
   });
 
@@ -129,7 +130,7 @@ export function registerFindingHandlers(app: App, actions: ActionRouter, deps: F
       );
       await engine.start(prepared, requester);
     } catch (error) {
-      await tell(respond, formatError(error, log, command), log);
+      await tellClicker(respond, formatError(error, log, command), log);
     }
   });
 
@@ -152,7 +153,7 @@ export function registerFindingHandlers(app: App, actions: ActionRouter, deps: F
         view: buildSnoozeModal({ ...stored.finding, index: stored.index, snooze: null }, metadata) as any,
       });
     } catch (error) {
-      await tell(respond, formatError(error, log, command), log);
+      await tellClicker(respond, formatError(error, log, command), log);
     }
   });
 
@@ -234,16 +235,4 @@ function unknownFinding(command: string): RunStateConflictError {
   return new RunStateConflictError(
     `This finding is not known in this channel. Run \`${command} key-age\` here for a current list.`,
   );
-}
-
-async function tell(
-  respond: (message: Record<string, unknown>) => Promise<unknown>,
-  text: string,
-  log: Logger,
-): Promise<void> {
-  try {
-    await respond({ response_type: 'ephemeral', replace_original: false, text });
-  } catch (err) {
-    log.warn({ err }, 'could not tell the clicker');
-  }
 }

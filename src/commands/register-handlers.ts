@@ -17,6 +17,7 @@ import { ACTION, buildRunCard } from './build-run-card.ts';
 import { formatError } from './format-error.ts';
 import { helpContext, listRunnableRunbooks } from './list-runnable-runbooks.ts';
 import type { SlackRequester } from './slack-notifier.ts';
+import { tellClicker } from './tell-clicker.ts';
 
 /** Wires the command and button handlers onto a Bolt app. */
 export function registerHandlers(
@@ -168,18 +169,6 @@ export function registerHandlers(
       await tellClicker(respond, formatError(error, log, command), log);
     }
   });
-}
-
-async function tellClicker(
-  respond: (message: Record<string, unknown>) => Promise<unknown>,
-  text: string,
-  log: Logger,
-): Promise<void> {
-  try {
-    await respond({ response_type: 'ephemeral', replace_original: false, text });
-  } catch (err) {
-    log.warn({ err }, 'could not tell the clicker');
-  }
 }
 
 function recordRejection(

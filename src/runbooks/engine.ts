@@ -189,16 +189,28 @@ export class Engine {
 
   /** Runbooks this user may start in the channel: the channel's guardrail and per-runbook requesters. */
   async runbooksAllowedFor(user: string, channel: string): Promise<AnyRunbook[]> {
-    const allowed: AnyRunbook[] = [];
-    for (const runbook of this.runbooksAllowedIn(channel)) {
-      try {
-        await assertRequester(this.#d.config, this.#d.directory, runbook.id, user);
-        allowed.push(runbook);
-      } catch {
-        // not listed as a requester of this runbook
-      }
-    }
-    return allowed;
+    // `help` answers in the ack: every user group is looked up once, all at the same time, instead of
+    // once per runbook one after another.
+    const lookups = new Map<string, Promise<ReadonlySet<string>>>();
+    const directory: ApproverDirectory = {
+      groupMembers: (group) => {
+        const known = lookups.get(group);
+        if (known) return known;
+        const lookup = this.#d.directory.groupMembers(group);
+        lookups.set(group, lookup);
+        return lookup;
+      },
+    };
+    const candidates = this.runbooksAllowedIn(channel);
+    const listed = await Promise.all(
+      candidates.map((runbook) =>
+        assertRequester(this.#d.config, directory, runbook.id, user).then(
+          () => true,
+          () => false, // not listed as a requester of this runbook
+        ),
+      ),
+    );
+    return candidates.filter((_, i) => listed[i]);
   }
 
   /**

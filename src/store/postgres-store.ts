@@ -9,8 +9,8 @@
  */
 import pg from 'pg';
 import { StorageError } from '../errors.ts';
+import { fromJson, GENESIS_HASH, patchEntries, toAclState, toJson, toRun } from './run-rows.ts';
 import type {
-  AclAssociationState,
   AclAssociationUpdate,
   AuditInput,
   AuditRecord,
@@ -149,8 +149,6 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     `,
   },
 ];
-
-const GENESIS_HASH = '0'.repeat(64);
 
 // Advisory lock keys (0x7175656c6c01 and …02: "quell" in ASCII, then a number), one for migrations and
 // one for the audit chain. Advisory locks are per database, so two deployments in one cluster never meet.
@@ -673,80 +671,11 @@ function toStorageError(cause: unknown, refused = 'The database refused the oper
   return new StorageError(refused, { cause });
 }
 
-const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
-  plan: 'plan',
-  planHash: 'plan_hash',
-  requiredApprovals: 'required_approvals',
-  expiresAt: 'expires_at',
-  approvedAt: 'approved_at',
-  messageTs: 'message_ts',
-  result: 'result',
-  error: 'error',
-  accountAlias: 'account_alias',
-  accountId: 'account_id',
-  region: 'region',
-  breakGlass: 'break_glass',
-  reviewState: 'review_state',
-  executor: 'executor',
-  heartbeatAt: 'heartbeat_at',
-};
-const JSON_FIELDS = new Set<keyof RunPatch>(['plan', 'result', 'error']);
-
 /** `column = $n` for each patched field, numbering parameters from `first`. */
 function patchColumns(patch: RunPatch, first: number): { sets: string[]; params: unknown[] } {
-  const sets: string[] = [];
-  const params: unknown[] = [];
-  for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof RunPatch, string][]) {
-    if (!(key in patch)) continue;
-    const value = patch[key];
-    sets.push(`${column} = $${first + params.length}`);
-    params.push(JSON_FIELDS.has(key) ? toJson(value as Json | null) : (value ?? null));
-  }
-  return { sets, params };
-}
-
-function toJson(value: Json | null | undefined): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
-function fromJson(value: unknown): Json | null {
-  return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
-}
-
-function toAclState(value: unknown): AclAssociationState {
-  return value === 'isolated' || value === 'failed' || value === 'restored' ? value : 'recorded';
-}
-
-function toRun(row: Row): RunRecord {
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  const entries = patchEntries(patch);
   return {
-    id: String(row.id),
-    runbook: String(row.runbook),
-    kind: row.kind === 'undo' ? 'undo' : 'run',
-    parentRunId: str(row.parent_run_id),
-    state: String(row.state) as RunState,
-    source: row.source === 'cli' ? 'cli' : 'slack',
-    requester: String(row.requester),
-    channel: String(row.channel),
-    reason: str(row.reason),
-    input: fromJson(row.input) ?? {},
-    accountAlias: str(row.account_alias),
-    accountId: str(row.account_id),
-    region: str(row.region),
-    plan: fromJson(row.plan),
-    planHash: str(row.plan_hash),
-    requiredApprovals: Number(row.required_approvals),
-    breakGlass: row.break_glass === true,
-    reviewState: row.review_state === 'pending' || row.review_state === 'reviewed' ? row.review_state : null,
-    expiresAt: num(row.expires_at),
-    approvedAt: num(row.approved_at),
-    messageTs: str(row.message_ts),
-    result: fromJson(row.result),
-    error: fromJson(row.error),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    executor: str(row.executor),
-    heartbeatAt: num(row.heartbeat_at),
+    sets: entries.map(([column], i) => `${column} = $${first + i}`),
+    params: entries.map(([, value]) => value),
   };
 }

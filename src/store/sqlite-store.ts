@@ -7,8 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StorageError } from '../errors.ts';
+import { fromJson, GENESIS_HASH, patchEntries, toAclState, toJson, toRun } from './run-rows.ts';
 import type {
-  AclAssociationState,
   AclAssociationUpdate,
   AuditInput,
   AuditRecord,
@@ -138,8 +138,6 @@ const MIGRATIONS: { version: number; sql: string }[] = [
     `,
   },
 ];
-
-const GENESIS_HASH = '0'.repeat(64);
 
 /** A run some replica must still act on (the same predicate in every store; see Store.heartbeatRuns). */
 const IN_FLIGHT =
@@ -585,81 +583,13 @@ export class SqliteStore implements Store {
   }
 }
 
-const PATCH_COLUMNS: Record<keyof RunPatch, string> = {
-  plan: 'plan',
-  planHash: 'plan_hash',
-  requiredApprovals: 'required_approvals',
-  expiresAt: 'expires_at',
-  approvedAt: 'approved_at',
-  messageTs: 'message_ts',
-  result: 'result',
-  error: 'error',
-  accountAlias: 'account_alias',
-  accountId: 'account_id',
-  region: 'region',
-  breakGlass: 'break_glass',
-  reviewState: 'review_state',
-  executor: 'executor',
-  heartbeatAt: 'heartbeat_at',
-};
-const JSON_FIELDS = new Set<keyof RunPatch>(['plan', 'result', 'error']);
-
 function patchColumns(patch: RunPatch): { sets: string[]; params: (string | number | null)[] } {
-  const sets: string[] = [];
-  const params: (string | number | null)[] = [];
-  for (const [key, column] of Object.entries(PATCH_COLUMNS) as [keyof RunPatch, string][]) {
-    if (!(key in patch)) continue;
-    const value = patch[key];
-    sets.push(`${column} = ?`);
-    if (JSON_FIELDS.has(key)) params.push(toJson(value as Json | null));
-    else if (typeof value === 'boolean') params.push(value ? 1 : 0);
-    else params.push((value ?? null) as string | number | null);
-  }
-  return { sets, params };
-}
-
-function toJson(value: Json | null | undefined): string | null {
-  return value === null || value === undefined ? null : JSON.stringify(value);
-}
-
-function fromJson(value: unknown): Json | null {
-  return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
-}
-
-function toAclState(value: unknown): AclAssociationState {
-  return value === 'isolated' || value === 'failed' || value === 'restored' ? value : 'recorded';
-}
-
-function toRun(row: Row): RunRecord {
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const str = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  const entries = patchEntries(patch);
   return {
-    id: String(row.id),
-    runbook: String(row.runbook),
-    kind: row.kind === 'undo' ? 'undo' : 'run',
-    parentRunId: str(row.parent_run_id),
-    state: String(row.state) as RunState,
-    source: row.source === 'cli' ? 'cli' : 'slack',
-    requester: String(row.requester),
-    channel: String(row.channel),
-    reason: str(row.reason),
-    input: fromJson(row.input) ?? {},
-    accountAlias: str(row.account_alias),
-    accountId: str(row.account_id),
-    region: str(row.region),
-    plan: fromJson(row.plan),
-    planHash: str(row.plan_hash),
-    requiredApprovals: Number(row.required_approvals),
-    breakGlass: Number(row.break_glass) === 1,
-    reviewState: row.review_state === 'pending' || row.review_state === 'reviewed' ? row.review_state : null,
-    expiresAt: num(row.expires_at),
-    approvedAt: num(row.approved_at),
-    messageTs: str(row.message_ts),
-    result: fromJson(row.result),
-    error: fromJson(row.error),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-    executor: str(row.executor),
-    heartbeatAt: num(row.heartbeat_at),
+    sets: entries.map(([column]) => `${column} = ?`),
+    // node:sqlite has no boolean type: store 1/0.
+    params: entries.map(([, value]) =>
+      typeof value === 'boolean' ? (value ? 1 : 0) : (value as string | number | null),
+    ),
   };
 }

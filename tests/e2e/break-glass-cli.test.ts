@@ -18,7 +18,7 @@ import {
   keyStatus,
   randomAccountId,
 } from '../support/aws-fixtures.ts';
-import { type RecordingProxy, startRecordingProxy } from '../support/recording-proxy.ts';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.ts';
 
 interface Result {
   code: number | null;
@@ -33,7 +33,7 @@ describe('quell run: the break-glass CLI', () => {
   const configFile = join(dir, 'quell.yaml');
   const outDir = mkdtempSync(join(tmpdir(), 'quell-cli-out-'));
   let iam: IAMClient;
-  let proxy: RecordingProxy;
+  let proxy: FaultProxy;
   let env: NodeJS.ProcessEnv;
   const keys: Record<string, string> = {};
 
@@ -92,7 +92,7 @@ describe('quell run: the break-glass CLI', () => {
   beforeAll(async () => {
     iam = await adminIam(accountId);
     for (const name of ['alice', 'bob', 'carol', 'dave']) keys[name] = await createUserWithKey(iam, name);
-    proxy = await startRecordingProxy(inject('motoUrl'));
+    proxy = await startFaultProxy(inject('motoUrl'));
     const a = accountConfig('prod', accountId);
     writeFileSync(
       configFile,

@@ -25,30 +25,17 @@ import {
   ReplaceNetworkAclAssociationCommand,
   RevokeSecurityGroupEgressCommand,
 } from '@aws-sdk/client-ec2';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
 import { DETECTION_IMPLIED_ACTIONS, drift } from '../../src/runbooks/drift.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 import type { RunRecord } from '../../src/store/store.ts';
-import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
+import { accountConfig, adminCredentials, randomAccountId } from '../support/aws-fixtures.ts';
 import { type FakeCloudFormation, startFakeCloudFormation } from '../support/fake-cloudformation.ts';
 import { startTestQuell, type TestQuell, waitForRunOf } from '../support/test-quell.ts';
 
 const exec = promisify(execFile);
 const REGION = 'eu-west-1';
-
-/** Administrator credentials of `accountId` in moto. */
-async function adminCredentials(accountId: string) {
-  const sts = new STSClient({ region: 'us-east-1' });
-  const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/admin`, RoleSessionName: 'test-admin' }),
-  );
-  sts.destroy();
-  const c = out.Credentials;
-  if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) throw new Error('moto gave no credentials');
-  return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
-}
 
 /** A CloudWatch Logs group in moto (no Logs client is installed: one JSON-protocol request, unsigned as moto allows). */
 async function createLogGroup(accessKeyId: string, name: string): Promise<void> {

@@ -16,12 +16,12 @@ import {
   ListStackInstancesCommand,
 } from '@aws-sdk/client-cloudformation';
 import { GetRoleCommand, GetRolePolicyCommand, type IAMClient } from '@aws-sdk/client-iam';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 import {
   accountConfig,
+  adminCredentials,
   adminIam,
   createUserWithKey,
   keyStatus,
@@ -33,21 +33,7 @@ const run = promisify(execFile);
 
 /** A CloudFormation client acting as an administrator of `accountId` in moto. */
 async function adminCloudFormation(accountId: string): Promise<CloudFormationClient> {
-  const sts = new STSClient({ region: 'us-east-1' });
-  const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/admin`, RoleSessionName: 'test-admin' }),
-  );
-  sts.destroy();
-  const c = out.Credentials;
-  if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) throw new Error('moto gave no credentials');
-  return new CloudFormationClient({
-    region: 'us-east-1',
-    credentials: {
-      accessKeyId: c.AccessKeyId,
-      secretAccessKey: c.SecretAccessKey,
-      sessionToken: c.SessionToken,
-    },
-  });
+  return new CloudFormationClient({ region: 'us-east-1', credentials: await adminCredentials(accountId) });
 }
 
 function decodePolicy(document: string | undefined): Record<string, unknown> {

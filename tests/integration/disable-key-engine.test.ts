@@ -27,7 +27,7 @@ import {
   keyStatus,
   randomAccountId,
 } from '../support/aws-fixtures.ts';
-import { type RecordedAwsRequest, startRecordingProxy } from '../support/recording-proxy.ts';
+import { failNext, type ProxiedRequest, queryError, startFaultProxy } from '../support/fault-proxy.ts';
 
 /** The engine's notifier port, recording what people would be shown (the Slack side is tested end to end elsewhere). */
 function recordingNotifier() {
@@ -52,7 +52,7 @@ describe('disable-key through the engine against moto', () => {
   const devId = randomAccountId();
   let prodIam: IAMClient;
   let devIam: IAMClient;
-  let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+  let proxy: Awaited<ReturnType<typeof startFaultProxy>>;
   let dir: string;
   let store: SqliteStore;
   let engine: Engine;
@@ -64,7 +64,7 @@ describe('disable-key through the engine against moto', () => {
   beforeAll(async () => {
     prodIam = await adminIam(prodId);
     devIam = await adminIam(devId);
-    proxy = await startRecordingProxy(inject('motoUrl'));
+    proxy = await startFaultProxy(inject('motoUrl'));
     process.env.AWS_ENDPOINT_URL = proxy.url; // quell's clients go through the recording proxy
     dir = mkdtempSync(join(tmpdir(), 'quell-engine-'));
     store = new SqliteStore(`sqlite:${join(dir, 'q.db')}`);
@@ -107,7 +107,7 @@ describe('disable-key through the engine against moto', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const assumeCalls = (runId: string): RecordedAwsRequest[] =>
+  const assumeCalls = (runId: string): ProxiedRequest[] =>
     proxy.requests.filter((r) => r.action === 'AssumeRole' && r.params.RoleSessionName === `quell-${runId}`);
 
   it('finds the owning account, disables the key, revokes sessions, and undoes both', async () => {
@@ -224,7 +224,7 @@ describe('disable-key through the engine against moto', () => {
       requester,
     );
     if (!run) throw new Error('no run');
-    proxy.fail('UpdateAccessKey', 2, { status: 400, code: 'Throttling', message: 'Rate exceeded' });
+    failNext(proxy, 'UpdateAccessKey', 2, queryError('Throttling', 'Rate exceeded'));
     const done = await engine.decide(run.id, 'U0LEAD1', 'approve', 'C0INCIDENT');
     expect(done.state).toBe('succeeded');
     expect(await keyStatus(prodIam, 'throttled', keyId)).toBe('Inactive');
@@ -241,11 +241,16 @@ describe('disable-key through the engine against moto', () => {
       requester,
     );
     if (!run) throw new Error('no run');
-    proxy.fail('PutUserPolicy', 1, {
-      status: 403,
-      code: 'AccessDenied',
-      message: `User: arn:aws:sts::${prodId}:assumed-role/quell-respond/quell-${run.id} is not authorized to perform: iam:PutUserPolicy on resource: user denied`,
-    });
+    failNext(
+      proxy,
+      'PutUserPolicy',
+      1,
+      queryError(
+        'AccessDenied',
+        `User: arn:aws:sts::${prodId}:assumed-role/quell-respond/quell-${run.id} is not authorized to perform: iam:PutUserPolicy on resource: user denied`,
+        403,
+      ),
+    );
     const done = await engine.decide(run.id, 'U0LEAD1', 'approve', 'C0INCIDENT');
     expect(done.state).toBe('failed');
     const summary = JSON.stringify(done.result);

@@ -2,6 +2,7 @@
  * Fixtures in moto: a random account per test (moto keeps accounts apart, so tests never see each
  * other's users), reached through assumed-role credentials as quell reaches real accounts.
  */
+
 import { randomInt } from 'node:crypto';
 import {
   CreateAccessKeyCommand,
@@ -13,6 +14,7 @@ import {
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { inject } from 'vitest';
 
 /** A random 12-digit account id. */
 export function randomAccountId(): string {
@@ -29,23 +31,21 @@ export function accountConfig(alias: string, id: string) {
   };
 }
 
-/** An IAM client acting as an administrator of `accountId` in moto. */
-export async function adminIam(accountId: string): Promise<IAMClient> {
-  const sts = new STSClient({ region: 'us-east-1' });
+/** Administrator credentials for `accountId` in moto (moto keeps each account's resources apart). */
+export async function adminCredentials(accountId: string) {
+  const sts = new STSClient({ region: 'us-east-1', endpoint: inject('motoUrl') });
   const out = await sts.send(
     new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/admin`, RoleSessionName: 'test-admin' }),
   );
   sts.destroy();
   const c = out.Credentials;
   if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) throw new Error('moto gave no credentials');
-  return new IAMClient({
-    region: 'us-east-1',
-    credentials: {
-      accessKeyId: c.AccessKeyId,
-      secretAccessKey: c.SecretAccessKey,
-      sessionToken: c.SessionToken,
-    },
-  });
+  return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
+}
+
+/** An IAM client acting as an administrator of `accountId` in moto. */
+export async function adminIam(accountId: string): Promise<IAMClient> {
+  return new IAMClient({ region: 'us-east-1', credentials: await adminCredentials(accountId) });
 }
 
 /** Creates a user with one access key; returns the key id. */

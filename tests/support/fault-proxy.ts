@@ -47,6 +47,28 @@ export function ec2Error(code: string, message: string, status = 400): InjectedR
   };
 }
 
+/** An IAM/STS (query protocol) error body, as IAM and STS send it. */
+export function queryError(code: string, message: string, status = 400): InjectedReply {
+  return {
+    status,
+    contentType: 'text/xml',
+    body: `<ErrorResponse><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>injected-0000</RequestId></ErrorResponse>`,
+  };
+}
+
+/** Answers the next `times` requests of `action` with `reply`; everything else goes on as before. */
+export function failNext(proxy: FaultProxy, action: string, times: number, reply: InjectedReply): void {
+  let remaining = times;
+  const previous = proxy.intercept;
+  proxy.intercept = (req) => {
+    if (req.action === action && remaining > 0) {
+      remaining--;
+      return reply;
+    }
+    return previous?.(req);
+  };
+}
+
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
   const proxy: FaultProxy = {

@@ -3,6 +3,7 @@
  * credentials, as in aws-fixtures.ts). The clients talk to moto directly (not through any proxy a test
  * puts in front of quell), so a test's own set-up never shows up in what it measures.
  */
+
 import {
   CreateNetworkAclCommand,
   CreateNetworkAclEntryCommand,
@@ -18,20 +19,8 @@ import {
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { inject } from 'vitest';
-
-/** Administrator credentials for `accountId` in moto. */
-export async function adminCredentials(accountId: string) {
-  const sts = new STSClient({ region: 'us-east-1', endpoint: inject('motoUrl') });
-  const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/admin`, RoleSessionName: 'test-admin' }),
-  );
-  sts.destroy();
-  const c = out.Credentials;
-  if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken) throw new Error('moto gave no credentials');
-  return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
-}
+import { adminCredentials } from './aws-fixtures.ts';
 
 /** An EC2 client acting as an administrator of `accountId`, straight to moto. */
 export async function adminEc2(accountId: string, region = 'us-east-1'): Promise<EC2Client> {
