@@ -26,9 +26,9 @@ import { type IAMClient, ListAccessKeysCommand } from '@aws-sdk/client-iam';
 import { App, HTTPReceiver, LogLevel } from '@slack/bolt';
 import { createQuell, type Quell } from '../src/app.ts';
 import { DEFAULT_RATE_LIMITS } from '../src/aws/rate-limits.ts';
-import { ACTION } from '../src/commands/build-run-card.ts';
 import { ConfigSchema } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { ACTION } from '../src/slack/build-run-card.ts';
 import type { AuditRecord, RunRecord } from '../src/store/store.ts';
 import {
   accountConfig,

@@ -9,28 +9,28 @@ import type { ApproverDirectory } from './approvals/approval-policy.ts';
 import type { AuditLog } from './audit/audit-log.ts';
 import type { RateLimit } from './aws/rate-limits.ts';
 import type { AwsSessions } from './aws/sessions.ts';
-import { createActionRouter } from './commands/action-router.ts';
-import { createAuditChannelSink } from './commands/audit-channel-sink.ts';
-import { createBoltLogger } from './commands/bolt-logger.ts';
-import { createHttpServer } from './commands/http-server.ts';
-import { registerAppHome } from './commands/register-app-home.ts';
-import { registerFindingHandlers } from './commands/register-finding-handlers.ts';
-import { registerHandlers } from './commands/register-handlers.ts';
-import { createSlackDirectory } from './commands/slack-directory.ts';
-import {
-  createSlackReminderNotifier,
-  postKeyAgeRunFindings,
-  withKeyAgeFindings,
-} from './commands/slack-key-age-notifier.ts';
-import { createSlackNotifier } from './commands/slack-notifier.ts';
 import { composeCore } from './compose-core.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
-import { Engine } from './runbooks/engine.ts';
-import { newReplicaId } from './runbooks/orphaned-runs.ts';
+import { Engine } from './runbooks/engine/engine.ts';
+import { newReplicaId } from './runbooks/engine/orphaned-runs.ts';
 import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
 import { createReminderRunner } from './schedule/run-reminder.ts';
+import { createActionRouter } from './slack/action-router.ts';
+import { createAuditChannelSink } from './slack/audit-channel-sink.ts';
+import { createBoltLogger } from './slack/bolt-logger.ts';
+import { createHttpServer } from './slack/http-server.ts';
+import { registerAppHome } from './slack/register-app-home.ts';
+import { registerFindingHandlers } from './slack/register-finding-handlers.ts';
+import { registerHandlers } from './slack/register-handlers.ts';
+import { createSlackDirectory } from './slack/slack-directory.ts';
+import {
+  createSlackReminderNotifier,
+  postKeyAgeRunFindings,
+  withKeyAgeFindings,
+} from './slack/slack-key-age-notifier.ts';
+import { createSlackNotifier } from './slack/slack-notifier.ts';
 import { redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 

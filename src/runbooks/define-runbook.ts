@@ -12,7 +12,7 @@ import { AccountAliasSchema, AwsRegionSchema } from '../config.ts';
 import { InputInvalidError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Json, Store } from '../store/store.ts';
-import type { CommandArgs } from './command-grammar.ts';
+import type { CommandArgs } from './engine/command-grammar.ts';
 
 export type { Risk } from '../approvals/approval-policy.ts';
 

@@ -15,7 +15,6 @@ import { z } from 'zod';
 import { AwsRegionSchema } from '../config.ts';
 import { AwsThrottledError, InputInvalidError, QuellError, RunStateConflictError } from '../errors.ts';
 import type { Json, RunRecord } from '../store/store.ts';
-import type { CommandArgs } from './command-grammar.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
@@ -25,6 +24,7 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import { AccessKeyIdSchema } from './disable-key.ts';
+import type { CommandArgs } from './engine/command-grammar.ts';
 
 /** How far back CloudTrail's event history goes. */
 export const MAX_LOOKBACK_MS = 90 * 86_400_000;

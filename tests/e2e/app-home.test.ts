@@ -6,9 +6,9 @@
  */
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HOME_ACTION } from '../../src/commands/build-app-home.ts';
-import type { Block } from '../../src/commands/build-run-card.ts';
 import { createReminderSchedule } from '../../src/schedule/reminder-slots.ts';
+import { HOME_ACTION } from '../../src/slack/build-app-home.ts';
+import type { Block } from '../../src/slack/build-run-card.ts';
 import {
   accountConfig,
   adminIam,

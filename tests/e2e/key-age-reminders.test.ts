@@ -22,9 +22,9 @@ import {
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINDING_ACTION } from '../../src/commands/build-key-age-message.ts';
-import type { Block } from '../../src/commands/build-run-card.ts';
 import { createReminderSchedule } from '../../src/schedule/reminder-slots.ts';
+import { FINDING_ACTION } from '../../src/slack/build-key-age-message.ts';
+import type { Block } from '../../src/slack/build-run-card.ts';
 import { accountConfig, adminIam, keyStatus, randomAccountId } from '../support/aws-fixtures.ts';
 import { createFakeClock } from '../support/fake-clock.ts';
 import type { SlackCall } from '../support/fake-slack.ts';

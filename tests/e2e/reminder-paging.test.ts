@@ -5,8 +5,8 @@
  */
 import { CreateAccessKeyCommand, CreateUserCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Block } from '../../src/commands/build-run-card.ts';
 import { createReminderSchedule } from '../../src/schedule/reminder-slots.ts';
+import type { Block } from '../../src/slack/build-run-card.ts';
 import { accountConfig, adminIam, randomAccountId } from '../support/aws-fixtures.ts';
 import { createFakeClock } from '../support/fake-clock.ts';
 import { startTestQuell, type TestQuell } from '../support/test-quell.ts';

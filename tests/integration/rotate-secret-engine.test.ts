@@ -24,9 +24,9 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyAuditChain } from '../../src/audit/chain.ts';
-import { buildRunCard } from '../../src/commands/build-run-card.ts';
 import type { RunContext } from '../../src/runbooks/define-runbook.ts';
 import { createRotateSecret, followRotation, rotationToken } from '../../src/runbooks/rotate-secret.ts';
+import { buildRunCard } from '../../src/slack/build-run-card.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.ts';

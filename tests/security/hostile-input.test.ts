@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputInvalidError, NotAllowedError } from '../../src/errors.ts';
-import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
 import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
+import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 import { findRunbook } from '../../src/runbooks/registry.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
 import { INCIDENT, startTestQuell, type TestQuell } from '../support/test-quell.ts';

@@ -8,9 +8,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputInvalidError } from '../../src/errors.ts';
-import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
 import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
 import { type DriftTarget, drift, STACK_NAME, VPC_ID } from '../../src/runbooks/drift.ts';
+import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 import { MAX_LIMIT, trail } from '../../src/runbooks/trail.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
 import { type FakeCloudFormation, startFakeCloudFormation } from '../support/fake-cloudformation.ts';

@@ -14,7 +14,7 @@ import { AwsSessions } from '../../src/aws/sessions.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { AnyRunbook } from '../../src/runbooks/define-runbook.ts';
-import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine.ts';
+import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 
 export interface TestEngine {

@@ -4,15 +4,15 @@
  * carry only a reference, and buttons hidden where the channel's guardrails would refuse them.
  */
 import { describe, expect, it } from 'vitest';
+import type { KeyFinding } from '../../src/runbooks/key-age.ts';
+import { applySnoozes, type ReminderReport } from '../../src/schedule/run-reminder.ts';
 import {
   buildKeyAgePages,
   buildOwnerMessage,
   buildSnoozeModal,
   FINDING_ACTION,
-} from '../../src/commands/build-key-age-message.ts';
-import type { Block } from '../../src/commands/build-run-card.ts';
-import type { KeyFinding } from '../../src/runbooks/key-age.ts';
-import { applySnoozes, type ReminderReport } from '../../src/schedule/run-reminder.ts';
+} from '../../src/slack/build-key-age-message.ts';
+import type { Block } from '../../src/slack/build-run-card.ts';
 
 const NOW = Date.parse('2026-11-23T09:00:00Z');
 const all = { disable: true, lookUp: true, snooze: true };

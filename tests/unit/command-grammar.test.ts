@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InputInvalidError } from '../../src/errors.ts';
-import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
+import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 
 describe('parseCommandText', () => {
   it('splits runbook, positionals and options', () => {

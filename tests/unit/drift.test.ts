@@ -7,7 +7,6 @@ import type { NetworkAcl, SecurityGroup } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema, parseConfig } from '../../src/config.ts';
 import { ConfigInvalidError, InputInvalidError } from '../../src/errors.ts';
-import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
 import { parseRunbookInput, type RunContext } from '../../src/runbooks/define-runbook.ts';
 import {
   allowAllRule,
@@ -19,6 +18,7 @@ import {
   renderDriftReport,
   type StackDrift,
 } from '../../src/runbooks/drift.ts';
+import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 
 function parse(text: string): {
   target: DriftTarget;

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { InputInvalidError, RunStateConflictError } from '../../src/errors.ts';
-import { parseCommandText } from '../../src/runbooks/command-grammar.ts';
 import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
+import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 import {
   CSV_COLUMNS,
   codeSpan,

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { AuditRecord, RunRecord } from '../store/store.ts';
+import type { AuditRecord, RunRecord } from '../../store/store.ts';
 
 /** Which replica works on a run: the host (the pod's name in Kubernetes), the process id and a nonce. */
 export function newReplicaId(): string {

@@ -6,7 +6,7 @@
  */
 import { channelAllows, policyContacts } from '../approvals/approval-policy.ts';
 import type { AnyRunbook } from '../runbooks/define-runbook.ts';
-import type { Engine } from '../runbooks/engine.ts';
+import type { Engine } from '../runbooks/engine/engine.ts';
 import type { HelpContext } from './build-help.ts';
 
 /** The runbooks `user` may start in `channel`, within `timeoutMs`. */

@@ -7,7 +7,7 @@
 import type { App, webApi } from '@slack/bolt';
 import { type ApproverDirectory, assertApprover } from '../approvals/approval-policy.ts';
 import type { Logger } from '../logger.ts';
-import type { Engine } from '../runbooks/engine.ts';
+import type { Engine } from '../runbooks/engine/engine.ts';
 import { createReminderSchedule } from '../schedule/reminder-slots.ts';
 import type { RunRecord, Store } from '../store/store.ts';
 import type { ActionRouter } from './action-router.ts';

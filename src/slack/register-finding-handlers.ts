@@ -10,7 +10,7 @@ import { type ApproverDirectory, assertApprover } from '../approvals/approval-po
 import type { AuditLog } from '../audit/audit-log.ts';
 import { RunStateConflictError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Engine } from '../runbooks/engine.ts';
+import type { Engine } from '../runbooks/engine/engine.ts';
 import type { KeyFinding } from '../runbooks/key-age.ts';
 import { findStoredFinding, type StoredFinding } from '../schedule/find-finding.ts';
 import type { Store } from '../store/store.ts';

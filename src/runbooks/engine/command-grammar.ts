@@ -3,7 +3,7 @@
  * double-quoted (Slack's curly quotes count too). The tokenizer only splits; each runbook's zod schema
  * is the one parser of what the pieces mean.
  */
-import { InputInvalidError } from '../errors.ts';
+import { InputInvalidError } from '../../errors.ts';
 
 /** A command split into its parts. */
 export interface CommandArgs {

@@ -6,17 +6,17 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { verifyAuditChain } from './audit/chain.ts';
-import { buildRoleTemplate, roleNameOf } from './aws/build-cloudformation.ts';
-import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from './aws/build-iam-policies.ts';
-import { type Config, loadConfigFile } from './config.ts';
-import { QuellError } from './errors.ts';
-import { assertConfigNamesKnownRunbooks } from './runbooks/engine.ts';
-import { RUNBOOKS } from './runbooks/registry.ts';
-import { configPath, startBot } from './start-bot.ts';
-import { openExistingStore, redactDatabaseUrl } from './store/open-store.ts';
-import { runBreakGlass } from './terminal/run-break-glass.ts';
-import { showAudit } from './terminal/show-audit.ts';
+import { verifyAuditChain } from '../audit/chain.ts';
+import { buildRoleTemplate, roleNameOf } from '../aws/build-cloudformation.ts';
+import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from '../aws/build-iam-policies.ts';
+import { type Config, loadConfigFile } from '../config.ts';
+import { QuellError } from '../errors.ts';
+import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/engine.ts';
+import { RUNBOOKS } from '../runbooks/registry.ts';
+import { configPath, startBot } from '../start-bot.ts';
+import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
+import { runBreakGlass } from './run-break-glass.ts';
+import { showAudit } from './show-audit.ts';
 
 const USAGE = `usage: quell <command>
 

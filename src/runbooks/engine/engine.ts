@@ -11,13 +11,13 @@ import {
   assertRequester,
   isBreakGlass,
   requiredApprovals,
-} from '../approvals/approval-policy.ts';
-import { evaluateDecision } from '../approvals/evaluate-decision.ts';
-import type { AuditLog } from '../audit/audit-log.ts';
-import { canonicalJson } from '../audit/chain.ts';
-import type { AwsClientFactory, ScopedAws } from '../aws/client-factory.ts';
-import type { RoleTier } from '../aws/sessions.ts';
-import type { AccountConfig, Config } from '../config.ts';
+} from '../../approvals/approval-policy.ts';
+import { evaluateDecision } from '../../approvals/evaluate-decision.ts';
+import type { AuditLog } from '../../audit/audit-log.ts';
+import { canonicalJson } from '../../audit/chain.ts';
+import type { AwsClientFactory, ScopedAws } from '../../aws/client-factory.ts';
+import type { RoleTier } from '../../aws/sessions.ts';
+import type { AccountConfig, Config } from '../../config.ts';
 import {
   ApprovalExpiredError,
   asQuellError,
@@ -30,11 +30,9 @@ import {
   RunInterruptedError,
   RunNotFoundError,
   RunStateConflictError,
-} from '../errors.ts';
-import { createErrorRef, type Logger } from '../logger.ts';
-import type { DecisionRecord, Json, RunRecord, RunState, Store } from '../store/store.ts';
-import { BoundedQueue } from './bounded-queue.ts';
-import type { CommandArgs } from './command-grammar.ts';
+} from '../../errors.ts';
+import { createErrorRef, type Logger } from '../../logger.ts';
+import type { DecisionRecord, Json, RunRecord, RunState, Store } from '../../store/store.ts';
 import {
   type AnyRunbook,
   type CommonInput,
@@ -44,14 +42,16 @@ import {
   type Procedure,
   parseRunbookInput,
   type RunContext,
-} from './define-runbook.ts';
+} from '../define-runbook.ts';
+import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from '../registry.ts';
+import { BoundedQueue } from './bounded-queue.ts';
+import type { CommandArgs } from './command-grammar.ts';
 import {
   describeInterruptedRun,
   newReplicaId,
   type ReplicaOptions,
   summarizeMutatingCalls,
 } from './orphaned-runs.ts';
-import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from './registry.ts';
 
 /**
  * Who asked, and from where. A CLI requester (break-glass, when Slack is down) is in no channel: the

@@ -13,8 +13,8 @@ import { composeCore } from '../compose-core.ts';
 import type { Config } from '../config.ts';
 import { InputInvalidError, QuellError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
-import { parseCommandText } from '../runbooks/command-grammar.ts';
-import { Engine, type Requester, type RunView } from '../runbooks/engine.ts';
+import { parseCommandText } from '../runbooks/engine/command-grammar.ts';
+import { Engine, type Requester, type RunView } from '../runbooks/engine/engine.ts';
 import { formatPlanText, terminalSafe } from './format-run-text.ts';
 import { createTerminalNotifier, type TerminalIo } from './terminal-notifier.ts';
 
