@@ -32,7 +32,9 @@ import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openStore } from '../../src/store/open-store.ts';
 import type { AuditRecord, Store } from '../../src/store/store.ts';
+import { accountConfig } from '../support/aws-fixtures.ts';
 import { createTestDatabase } from '../support/postgres.ts';
+import { startTestQuell } from '../support/test-quell.ts';
 
 const execFileAsync = promisify(execFile);
 const log = createLogger({ level: 'silent' });
@@ -396,5 +398,34 @@ describe.each(BACKENDS)('audit anchoring ($name)', ({ create }) => {
       await d.close();
       await backend.cleanup();
     }
+  });
+});
+
+describe('the bot with audit.checkpoints', () => {
+  it('anchors what it wrote when it stops and posts the checkpoint with its full hash to the audit channel', async () => {
+    const chainId = `bot-${randomBytes(4).toString('hex')}`;
+    const t = await startTestQuell({
+      accounts: [accountConfig('prod', '111111111111')],
+      audit: { checkpoints: { bucket, prefix: 'anchors/', chainId, retentionDays: 1, kmsKeyId: kmsKeyArn } },
+    });
+    let head: AuditRecord | undefined;
+    try {
+      await t.command('no-such-runbook', 'U0ALICE');
+      await t.settle();
+      head = (await t.quell.store.listAudit()).at(-1);
+    } finally {
+      await t.close();
+    }
+    if (!head) throw new Error('the rejected command wrote no audit entry');
+    const res = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: checkpointKey('anchors/', chainId, head.seq) }),
+    );
+    const document = JSON.parse((await res.Body?.transformToString()) ?? '') as CheckpointDocument;
+    expect(document).toMatchObject({ chainId, seq: head.seq, hash: head.hash, signer: { kind: 'kms' } });
+    expect(res.ObjectLockMode).toBe('COMPLIANCE');
+    const texts = t.slack.callsOf('chat.postMessage').map((c) => String(c.body.text));
+    expect(texts.some((x) => x.includes(`audit checkpoint \`#${head?.seq}\` hash \`${head?.hash}\``))).toBe(
+      true,
+    );
   });
 });
