@@ -82,7 +82,7 @@ export interface Quell {
 export async function createQuell(options: QuellOptions): Promise<Quell> {
   const { config, secrets, log } = options;
   const now = options.now ?? Date.now;
-  const { store, audit, sessions, limiters, aws } = await composeCore(config, log, {
+  const { store, audit, sessions, limiters, aws, checkpoints } = await composeCore(config, log, {
     now,
     ...(options.rateLimits ? { rateLimits: options.rateLimits } : {}),
   });
@@ -138,6 +138,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     ? createAuditChannelSink(app.client, config.slack.auditChannel, log)
     : undefined;
   if (mirror) audit.addSink(mirror.sink);
+  if (mirror && checkpoints) checkpoints.addListener(mirror.checkpoint);
   const actions = createActionRouter(app);
   registerHandlers(app, actions, { engine, audit, log });
   registerFindingHandlers(app, actions, { engine, store, audit, directory, log, now });
@@ -230,6 +231,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       });
       if (config.slack.mode === 'socket') await app.stop().catch(() => undefined);
       await engine.idle();
+      await audit.close();
       await mirror?.drain();
       await limiters.stop();
       sessions.destroy();

@@ -3,7 +3,9 @@
  * log, the AWS sessions with every call audited, the per-service pacing (at this process's share of each
  * AWS limit) and the client factory.
  */
+import { anchorAuditLog } from './audit/anchor-audit-log.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import type { CheckpointWriter } from './audit/checkpoint-writer.ts';
 import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
 import { AwsClientFactory } from './aws/client-factory.ts';
 import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
@@ -20,6 +22,8 @@ export interface Core {
   sessions: AwsSessions;
   limiters: RateLimiters;
   aws: AwsClientFactory;
+  /** Writes signed audit checkpoints outside the database, when `audit.checkpoints` is configured. */
+  checkpoints: CheckpointWriter | undefined;
 }
 
 /** Opens the store at `storageUrl` (default: the config's) and builds the audited AWS access over it. */
@@ -31,6 +35,10 @@ export async function composeCore(
   const now = options.now ?? Date.now;
   const store = await openStore(options.storageUrl ?? config.storage.url);
   const audit = new AuditLog(store, log, now);
+  const checkpoints = await anchorAuditLog(config, audit, log, now).catch(async (error: unknown) => {
+    await store.close().catch(() => undefined);
+    throw error;
+  });
   const recorder = createAuditCallRecorder(audit);
   const sessions = new AwsSessions(
     {
@@ -44,5 +52,5 @@ export async function composeCore(
   // Each process paces at its share of every AWS limit (config replicas.count).
   const limiters = new RateLimiters(options.rateLimits, { replicas: config.replicas.count });
   const aws = new AwsClientFactory({ sessions, limiters, recorder });
-  return { store, audit, sessions, limiters, aws };
+  return { store, audit, sessions, limiters, aws, checkpoints };
 }

@@ -195,6 +195,77 @@ export const ReplicasSchema = z
   })
   .prefault({});
 
+/**
+ * Signed audit checkpoints kept outside the database (docs/audit.md): every `every.entries` entries or
+ * `every.time` (whichever comes first) the newest entry's sequence number and hash are signed with a KMS
+ * key (or, without a KMS key for this, an HMAC key from Secrets Manager) and written to an S3 bucket with
+ * Object Lock in compliance mode, retained for `retentionDays`. Absent: no checkpoints, and `quell audit
+ * verify` says the chain is unanchored.
+ */
+export const AuditCheckpointsSchema = z
+  .object({
+    bucket: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        'must be an S3 bucket name (created with Object Lock enabled)',
+      ),
+    prefix: z
+      .string()
+      .regex(
+        /^(?:[A-Za-z0-9!_.*'()-]+\/)*$/,
+        'must be empty or a key prefix ending in /, like quell/checkpoints/',
+      )
+      .default('quell/checkpoints/'),
+    /** Names this deployment's chain: it is signed into every checkpoint and is the folder they are kept in. */
+    chainId: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes')
+      .default('quell'),
+    /** The bucket's region (default: aws.region). */
+    region: AwsRegionSchema.optional(),
+    /** Object Lock retention of each checkpoint, in compliance mode: nobody can delete it before then. */
+    retentionDays: z.number().int().min(1, 'must be at least 1 day').max(36_500),
+    kmsKeyId: z
+      .string()
+      .regex(
+        /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/[\w/-]+|alias\/[\w/-]+|[0-9a-f-]{36}|mrk-[0-9a-f]{32})$/,
+        'must be a KMS key id, key ARN or alias of an asymmetric SIGN_VERIFY key',
+      )
+      .optional(),
+    hmacSecretArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+        'must be a Secrets Manager secret ARN',
+      )
+      .optional(),
+    every: z
+      .object({
+        entries: z.number().int().min(1).max(1_000_000).optional(),
+        time: DurationSchema.refine((ms) => ms >= 10_000, { message: 'must be at least 10s' }).optional(),
+      })
+      .strict()
+      .refine((e) => e.entries !== undefined || e.time !== undefined, {
+        message: 'give entries, time or both',
+      })
+      .default({ entries: 100, time: 300_000 }),
+    /** A role to assume for the bucket and key (e.g. in a log-archive account); default: the bot's own credentials. */
+    roleArn: RoleArnSchema.optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if ((c.kmsKeyId === undefined) === (c.hmacSecretArn === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['kmsKeyId'],
+        message:
+          'give exactly one of kmsKeyId (a KMS signing key) or hmacSecretArn (an HMAC key in Secrets Manager)',
+      });
+    }
+  });
+export type AuditCheckpointsConfig = z.infer<typeof AuditCheckpointsSchema>;
+
 export const ConfigSchema = z
   .object({
     slack: z
@@ -244,6 +315,8 @@ export const ConfigSchema = z
       .prefault({}),
     /** Several replicas sharing one PostgreSQL database (docs/deployment.md). */
     replicas: ReplicasSchema,
+    /** Anchoring the audit chain outside the database (docs/audit.md). */
+    audit: z.object({ checkpoints: AuditCheckpointsSchema.optional() }).strict().prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

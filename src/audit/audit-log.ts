@@ -83,6 +83,7 @@ export class AuditLog {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #sinks: AuditSink[] = [];
+  readonly #closers: (() => Promise<void>)[] = [];
   readonly #now: () => number;
 
   constructor(store: Store, log: Logger, now: () => number = Date.now) {
@@ -91,9 +92,22 @@ export class AuditLog {
     this.#now = now;
   }
 
-  /** Adds a sink that sees every committed entry (best effort: a failing sink is logged, not fatal). */
-  addSink(sink: AuditSink): void {
+  /**
+   * Adds a sink that sees every committed entry (best effort: a failing sink is logged, not fatal).
+   * `close` runs at `close()`, for a sink that finishes work of its own (the checkpoint writer's last one).
+   */
+  addSink(sink: AuditSink, close?: () => Promise<void>): void {
     this.#sinks.push(sink);
+    if (close) this.#closers.push(close);
+  }
+
+  /** Lets every sink finish (the last checkpoint of what this process wrote); call before closing the store. */
+  async close(): Promise<void> {
+    // Sinks are handed each entry on a later tick: let the last ones arrive before closing.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const close of this.#closers.splice(0)) {
+      await close().catch((err: unknown) => this.#log.warn({ err }, 'an audit sink did not close cleanly'));
+    }
   }
 
   /** Commits the event to the chain, then hands it to the sinks. Resolves once it is committed. */

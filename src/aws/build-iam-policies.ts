@@ -76,8 +76,87 @@ export function buildTrustPolicy(principalArn: string, externalId?: string): Pol
   };
 }
 
-/** The policy quell's own principal (task role, instance profile) needs. */
-export function buildBotPolicy(roleArns: string[], secretArns: string[]): PolicyDocument {
+/** What the IAM statements for audit checkpoints need to know (docs/audit.md). */
+export interface AuditAnchorIamSettings {
+  bucket: string;
+  prefix: string;
+  chainId: string;
+  region?: string | undefined;
+  kmsKeyId?: string | undefined;
+  hmacSecretArn?: string | undefined;
+  roleArn?: string | undefined;
+}
+
+/** The key's ARN for a policy: an ARN as given, else a placeholder to fill in (IAM matches keys, not aliases). */
+function kmsKeyResource(keyId: string, region: string): string {
+  if (keyId.startsWith('arn:') && keyId.includes(':key/')) return keyId;
+  return `arn:aws:kms:${region}:<KEY_ACCOUNT_ID>:key/<KEY_ID${keyId.includes('alias/') ? ` behind ${keyId.slice(keyId.indexOf('alias/'))}` : ` ${keyId}`}>`;
+}
+
+/**
+ * Writing checkpoints: put (with Object Lock retention) under the chain's folder, and sign with the KMS key
+ * or read the HMAC secret. Deliberately no delete, no retention change and no bucket configuration.
+ */
+export function buildAuditAnchorStatement(
+  anchor: AuditAnchorIamSettings,
+  region: string,
+): Record<string, unknown> {
+  const actions = ['s3:PutObject', 's3:PutObjectRetention'];
+  const resources = [`arn:aws:s3:::${anchor.bucket}/${anchor.prefix}${anchor.chainId}/*`];
+  if (anchor.kmsKeyId) {
+    actions.push('kms:DescribeKey', 'kms:Sign');
+    resources.push(kmsKeyResource(anchor.kmsKeyId, anchor.region ?? region));
+  }
+  if (anchor.hmacSecretArn) {
+    actions.push('secretsmanager:GetSecretValue');
+    resources.push(anchor.hmacSecretArn);
+  }
+  return { Sid: 'WriteAuditCheckpoints', Effect: 'Allow', Action: actions, Resource: resources };
+}
+
+/** What `quell audit verify` needs: list and read every checkpoint version, and verify signatures. */
+export function buildAuditVerifierPolicy(anchor: AuditAnchorIamSettings, region: string): PolicyDocument {
+  const statements: Record<string, unknown>[] = [
+    {
+      Sid: 'ListAuditCheckpoints',
+      Effect: 'Allow',
+      Action: ['s3:ListBucketVersions'],
+      Resource: [`arn:aws:s3:::${anchor.bucket}`],
+      Condition: { StringLike: { 's3:prefix': [`${anchor.prefix}${anchor.chainId}/*`] } },
+    },
+    {
+      Sid: 'ReadAuditCheckpoints',
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:GetObjectVersion'],
+      Resource: [`arn:aws:s3:::${anchor.bucket}/${anchor.prefix}${anchor.chainId}/*`],
+    },
+  ];
+  if (anchor.kmsKeyId)
+    statements.push({
+      Sid: 'VerifyAuditCheckpoints',
+      Effect: 'Allow',
+      Action: ['kms:DescribeKey', 'kms:Verify'],
+      Resource: [kmsKeyResource(anchor.kmsKeyId, anchor.region ?? region)],
+    });
+  if (anchor.hmacSecretArn)
+    statements.push({
+      Sid: 'VerifyAuditCheckpoints',
+      Effect: 'Allow',
+      Action: ['secretsmanager:GetSecretValue'],
+      Resource: [anchor.hmacSecretArn],
+    });
+  return { Version: '2012-10-17', Statement: statements };
+}
+
+/**
+ * The policy quell's own principal (task role, instance profile) needs. With audit checkpoints, one more
+ * statement: the checkpoint writer's actions, or (when they run under a role of their own) assuming that role.
+ */
+export function buildBotPolicy(
+  roleArns: string[],
+  secretArns: string[],
+  anchor?: { settings: AuditAnchorIamSettings; region: string },
+): PolicyDocument {
   const statements: Record<string, unknown>[] = [
     {
       Sid: 'AssumeQuellRoles',
@@ -93,6 +172,16 @@ export function buildBotPolicy(roleArns: string[], secretArns: string[]): Policy
       Action: ['secretsmanager:GetSecretValue'],
       Resource: secretArns,
     });
+  }
+  if (anchor?.settings.roleArn) {
+    statements.push({
+      Sid: 'AssumeAuditCheckpointRole',
+      Effect: 'Allow',
+      Action: ['sts:AssumeRole'],
+      Resource: [anchor.settings.roleArn],
+    });
+  } else if (anchor) {
+    statements.push(buildAuditAnchorStatement(anchor.settings, anchor.region));
   }
   return { Version: '2012-10-17', Statement: statements };
 }

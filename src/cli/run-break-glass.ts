@@ -159,6 +159,7 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
     return final?.state === 'succeeded' ? 0 : 1;
   } finally {
     await engine.idle();
+    await audit.close();
     await limiters.stop();
     sessions.destroy();
     await store.close();

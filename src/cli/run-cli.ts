@@ -1,22 +1,29 @@
 /**
  * The `quell` command line: `start` (the bot), `run` (break-glass: a runbook from the terminal when
- * Slack is down), `audit verify` (recompute the hash chain) and `audit show` (one run's entries),
+ * Slack is down), `audit verify` (recompute the hash chain and check it against the signed checkpoints),
+ * `audit show` (one run's entries), `audit export` (the chain as JSON lines to S3),
  * `iam-policy` (the least-privilege roles generated from the runbooks, also as a CloudFormation
  * template), `config check`.
  */
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { verifyAuditChain } from '../audit/chain.ts';
 import { buildRoleTemplate, roleNameOf } from '../aws/build-cloudformation.ts';
-import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from '../aws/build-iam-policies.ts';
+import {
+  buildAuditAnchorStatement,
+  buildAuditVerifierPolicy,
+  buildBotPolicy,
+  buildPermissionsPolicy,
+  buildTrustPolicy,
+} from '../aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from '../config.ts';
 import { QuellError } from '../errors.ts';
 import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/engine.ts';
 import { RUNBOOKS } from '../runbooks/registry.ts';
 import { configPath, startBot } from '../start-bot.ts';
-import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
+import { exportAudit } from './export-audit.ts';
 import { runBreakGlass } from './run-break-glass.ts';
 import { showAudit } from './show-audit.ts';
+import { verifyAudit } from './verify-audit.ts';
 
 const USAGE = `usage: quell <command>
 
@@ -24,7 +31,10 @@ const USAGE = `usage: quell <command>
   run <runbook> [args…] [--as NAME] [--yes]
                                 break-glass: plan, confirm and run a runbook from the terminal (Slack's
                                 grammar; no approval, a review is owed); \`quell run --help\` for more
-  audit verify [--db URL]       recompute the audit hash chain; exit 1 and name the first bad entry
+  audit verify [--db URL]       recompute the audit hash chain and check it against the signed checkpoints
+                                (audit.checkpoints); exit 1 and name the first entry after the last good one
+  audit export --bucket NAME [--prefix P] [--from-seq N] [--chunk N] [--region R] [--db URL]
+                                write the chain as JSON lines to S3 for a SIEM (each line with its hash)
   audit show --run ID [--db URL] [--json]
                                 one run's audit entries in order, after verifying the chain
   iam-policy [--principal ARN] [--format json|cloudformation]
@@ -44,7 +54,18 @@ export async function runCli(
       await startBot();
       return process.exitCode === 1 ? 1 : 0;
     }
-    if (command === 'audit' && sub === 'verify') return await auditVerify(rest, out);
+    if (command === 'audit' && sub === 'verify') {
+      // With --db the configuration is optional (the report then says no checkpoints were checked).
+      if (rest.includes('--db')) {
+        const { config, problem } = readConfigWithProblem();
+        return await verifyAudit(rest, config, problem, out);
+      }
+      return await verifyAudit(rest, loadConfigFile(configPath(process.env).path), undefined, out);
+    }
+    if (command === 'audit' && sub === 'export')
+      return await exportAudit(rest, readConfigQuietly(), out, (t) => {
+        process.stderr.write(t);
+      });
     if (command === 'audit' && sub === 'show')
       return await showAudit(rest, readConfigQuietly(), terminalIo(out));
     if (command === 'run') {
@@ -102,6 +123,19 @@ function readConfigQuietly(): Config | undefined {
   }
 }
 
+/** This deployment's configuration (not the bundled example), or why there is none (one line). */
+function readConfigWithProblem(): { config?: Config; problem?: string } {
+  const where = configPath(process.env);
+  if (where.example) return { problem: 'no quell.yaml and no QUELL_CONFIG' };
+  try {
+    return { config: loadConfigFile(where.path) };
+  } catch (error) {
+    return {
+      problem: error instanceof QuellError ? error.message.split('\n')[0] : `${where.path} cannot be read`,
+    };
+  }
+}
+
 /** The configuration for iam-policy, saying on stderr when it is the example or cannot be read. */
 function readConfig(): Config | undefined {
   const where = configPath(process.env);
@@ -115,40 +149,6 @@ function readConfig(): Config | undefined {
       `note: ${where.path} could not be read (${error instanceof QuellError ? error.message.split('\n')[0] : 'error'}); printing policies without account-specific ARNs\n`,
     );
     return undefined;
-  }
-}
-
-async function auditVerify(args: string[], out: (text: string) => void): Promise<number> {
-  const { values } = parseArgs({ args, options: { db: { type: 'string' } } });
-  const url = values.db ?? loadConfigFile(configPath(process.env).path).storage.url;
-  // Verifying must not create (and report as fine) an empty database at a mistyped location.
-  let store: Awaited<ReturnType<typeof openExistingStore>>;
-  try {
-    store = await openExistingStore(url);
-  } catch (error) {
-    out(`cannot open the audit log at ${redactDatabaseUrl(url)}: ${(error as Error).message}\n`);
-    return 1;
-  }
-  try {
-    let entries: Awaited<ReturnType<typeof store.listAudit>>;
-    try {
-      entries = await store.listAudit();
-    } catch (error) {
-      const cause = (error as { cause?: unknown }).cause;
-      out(
-        `cannot read the audit log at ${redactDatabaseUrl(url)}: ${cause instanceof Error ? cause.message : String(error)}\n`,
-      );
-      return 1;
-    }
-    const verdict = verifyAuditChain(entries);
-    if (verdict.ok) {
-      out(`audit chain ok: ${verdict.entries} entries, head ${verdict.head}\n`);
-      return 0;
-    }
-    out(`audit chain BROKEN at entry #${verdict.badSeq}: ${verdict.reason}\n`);
-    return 1;
-  } finally {
-    await store.close();
   }
 }
 
@@ -181,6 +181,7 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
   }
   const principal = values.principal ?? 'arn:aws:iam::<BOT_ACCOUNT_ID>:role/<quell-bot-role>';
   const roles = config?.accounts.flatMap((a) => [a.roles.read, a.roles.respond]) ?? [];
+  const anchor = config?.audit.checkpoints;
   const document = {
     readRole: {
       permissions: buildPermissionsPolicy(RUNBOOKS, 'read'),
@@ -198,8 +199,26 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
           'SLACK_APP_TOKEN_SECRET_ARN',
           'SLACK_SIGNING_SECRET_SECRET_ARN',
         ].flatMap((name) => process.env[name] ?? []),
+        anchor ? { settings: anchor, region: config?.aws.region ?? 'us-east-1' } : undefined,
       ),
     },
+    ...(anchor
+      ? {
+          // A role of its own for the checkpoints (e.g. in a log-archive account): what that role needs.
+          ...(anchor.roleArn
+            ? {
+                auditCheckpointRole: {
+                  permissions: {
+                    Version: '2012-10-17',
+                    Statement: [buildAuditAnchorStatement(anchor, config?.aws.region ?? 'us-east-1')],
+                  },
+                },
+              }
+            : {}),
+          // For whoever runs `quell audit verify` (an auditor need not be able to write anything).
+          auditVerifier: { permissions: buildAuditVerifierPolicy(anchor, config?.aws.region ?? 'us-east-1') },
+        }
+      : {}),
   };
   out(`${JSON.stringify(document, null, 2)}\n`);
   return 0;

@@ -5,6 +5,7 @@
  */
 import type { webApi } from '@slack/bolt';
 import type { AuditSink } from '../audit/audit-log.ts';
+import type { CheckpointEvent } from '../audit/checkpoint-writer.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn } from './escape-text.ts';
@@ -32,28 +33,45 @@ const MIRRORED = new Set([
   'run.needs_operator',
 ]);
 
-/** Creates the sink; returns a function that resolves when every queued line has been posted. */
+/**
+ * Creates the sink; `checkpoint` posts each audit checkpoint (and each failure to write one) in the same
+ * order; `drain` resolves when every queued line has been posted.
+ */
 export function createAuditChannelSink(
   client: webApi.WebClient,
   channel: string,
   log: Logger,
-): { sink: AuditSink; drain(): Promise<void> } {
+): { sink: AuditSink; checkpoint(event: CheckpointEvent): void; drain(): Promise<void> } {
   let queue: Promise<unknown> = Promise.resolve();
-  const sink: AuditSink = (record: AuditRecord) => {
-    if (!MIRRORED.has(record.type)) return;
-    const text = describe(record);
+  const post = (text: string, context: Record<string, unknown>) => {
     queue = queue.then(() =>
       client.chat.postMessage({ channel, text, unfurl_links: false }).catch((err: unknown) => {
         // The chain in the store is intact; only the outside copy has a gap, which must be visible.
-        log.error(
-          { err, seq: record.seq, type: record.type },
-          'could not mirror an audit entry to the audit channel',
-        );
+        log.error({ err, ...context }, 'could not mirror an audit entry to the audit channel');
       }),
     );
     return queue.then(() => undefined);
   };
-  return { sink, drain: () => queue.then(() => undefined) };
+  const sink: AuditSink = (record: AuditRecord) => {
+    if (!MIRRORED.has(record.type)) return;
+    return post(describe(record), { seq: record.seq, type: record.type });
+  };
+  return {
+    sink,
+    checkpoint: (event) => {
+      void post(describeCheckpoint(event), { checkpoint: event.kind });
+    },
+    drain: () => queue.then(() => undefined),
+  };
+}
+
+/** The audit-channel line for a checkpoint written (with the full hash) or a checkpoint that failed. */
+export function describeCheckpoint(event: CheckpointEvent): string {
+  if (event.kind === 'written') {
+    const d = event.document;
+    return `:lock: audit checkpoint \`#${d.seq}\` hash \`${d.hash}\` at ${d.time} · signed (${d.signer.kind}) · \`${escapeCode(event.location, 300)}\``;
+  }
+  return `:warning: audit checkpoint for \`#${event.seq}\` could not be written (${escapeCode(event.error, 80)}, attempt ${event.attempt}); retrying in ${Math.round(event.retryInMs / 1000)} s. Entries after \`#${event.lastAnchoredSeq}\` are not anchored outside the database yet.`;
 }
 
 function describe(record: AuditRecord): string {
@@ -67,7 +85,7 @@ function describe(record: AuditRecord): string {
     // Plain ids, not mentions: the audit channel should not ping people.
     record.actor ? `by \`${escapeCode(record.actor, 64)}\`` : '',
     detail ? `— ${escapeMrkdwn(detail, 500)}` : '',
-    `· hash \`${record.hash.slice(0, 16)}\``,
+    `· hash \`${record.hash}\``,
   ]
     .filter(Boolean)
     .join(' ');
