@@ -5,7 +5,7 @@
 #     -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN -p 3000:3000 quell
 #
 # The image writes only to /data: point storage.url at it in quell.yaml (sqlite:/data/quell.db).
-# See README.md, "Docker image".
+# See docs/deployment.md, "Docker image".
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
