@@ -3,11 +3,12 @@
  * and the signer, adds the checkpoint writer as a sink (its last checkpoint is written at `audit.close()`)
  * and starts its timer.
  */
-import { createAuditAnchor } from '../aws/audit-anchor.ts';
+
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditLog } from './audit-log.ts';
 import { CheckpointWriter } from './checkpoint-writer.ts';
+import { createAuditAnchor } from './s3-checkpoint-anchor.ts';
 
 /** The writer, or undefined when `audit.checkpoints` is not configured. */
 export async function anchorAuditLog(

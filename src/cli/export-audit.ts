@@ -5,9 +5,8 @@
  */
 
 import { parseArgs } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
 import { exportAuditChain } from '../audit/export-audit-chain.ts';
-import { createS3ExportWriter } from '../aws/audit-anchor.ts';
+import { createS3ExportWriter } from '../audit/s3-checkpoint-anchor.ts';
 import type { Config } from '../config.ts';
 import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
 
@@ -72,11 +71,10 @@ export async function exportAudit(
     err(`cannot open the audit log at ${redactDatabaseUrl(url)}: ${(error as Error).message}\n`);
     return 1;
   }
-  const s3 = new S3Client({ region, maxAttempts: 5 });
-  const put = createS3ExportWriter(s3, bucket);
+  const writer = createS3ExportWriter(region, bucket);
   let lastWritten: string | undefined;
   const write = async (key: string, body: string) => {
-    await put(key, body);
+    await writer.put(key, body);
     lastWritten = key;
   };
   try {
@@ -102,7 +100,7 @@ export async function exportAudit(
     );
     return 1;
   } finally {
-    s3.destroy();
+    writer.destroy();
     await store.close();
   }
 }

@@ -5,8 +5,8 @@
  * after the last good checkpoint. Without checkpoints it says plainly that the chain is unanchored.
  */
 import { parseArgs } from 'node:util';
+import { type AuditAnchor, createAuditAnchor } from '../audit/s3-checkpoint-anchor.ts';
 import { type AnchoredVerdict, verifyAnchoredChain } from '../audit/verify-anchored-chain.ts';
-import { type AuditAnchor, createAuditAnchor } from '../aws/audit-anchor.ts';
 import type { Config } from '../config.ts';
 import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
 import type { AuditRecord } from '../store/store.ts';

@@ -26,8 +26,8 @@ import {
   createHmacSigner,
   signCheckpoint,
 } from '../../src/audit/checkpoint.ts';
+import { createAuditAnchor, createKmsSigner } from '../../src/audit/s3-checkpoint-anchor.ts';
 import { type AnchoredVerdict, verifyAnchoredChain } from '../../src/audit/verify-anchored-chain.ts';
-import { createAuditAnchor, createKmsSigner } from '../../src/aws/audit-anchor.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openStore } from '../../src/store/open-store.ts';

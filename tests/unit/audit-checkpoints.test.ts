@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/audit-log.ts';
 import { createHmacSigner } from '../../src/audit/checkpoint.ts';
 import { type CheckpointEvent, CheckpointWriter } from '../../src/audit/checkpoint-writer.ts';
-import { createS3CheckpointStore } from '../../src/aws/audit-anchor.ts';
+import { createS3CheckpointStore } from '../../src/audit/s3-checkpoint-anchor.ts';
 import { buildAuditVerifierPolicy, buildBotPolicy } from '../../src/aws/build-iam-policies.ts';
 import { parseConfig } from '../../src/config.ts';
 import type { ConfigInvalidError } from '../../src/errors.ts';

@@ -15,6 +15,9 @@ import {
 import { GetObjectCommand, ListObjectVersionsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import type { TemporaryCredentials } from '../aws/credentials.ts';
+import type { AuditCheckpointsConfig } from '../config.ts';
+import { SecretMissingError } from '../errors.ts';
 import {
   type CheckpointDocument,
   type CheckpointSigner,
@@ -23,10 +26,7 @@ import {
   checkpointKey,
   createHmacSigner,
   type StoredCheckpoint,
-} from '../audit/checkpoint.ts';
-import type { AuditCheckpointsConfig } from '../config.ts';
-import { SecretMissingError } from '../errors.ts';
-import type { TemporaryCredentials } from './credentials.ts';
+} from './checkpoint.ts';
 
 type CredentialProvider = () => Promise<TemporaryCredentials>;
 
@@ -270,20 +270,27 @@ export function createS3CheckpointStore(
   };
 }
 
-/** Writes one export object (a JSON-lines chunk of the chain). */
-export type ExportObjectWriter = (key: string, body: string) => Promise<void>;
+/** Writes export objects (JSON-lines chunks of the chain); `destroy` closes its connections. */
+export interface ExportObjectWriter {
+  put(key: string, body: string): Promise<void>;
+  destroy(): void;
+}
 
 /** Export objects through an S3 client, with their checksum so S3 refuses a corrupted upload. */
-export function createS3ExportWriter(s3: S3Client, bucket: string): ExportObjectWriter {
-  return async (key, body) => {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/x-ndjson',
-        ContentMD5: contentMd5(body),
-      }),
-    );
+export function createS3ExportWriter(region: string, bucket: string): ExportObjectWriter {
+  const s3 = new S3Client({ region, maxAttempts: 5 });
+  return {
+    async put(key, body) {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/x-ndjson',
+          ContentMD5: contentMd5(body),
+        }),
+      );
+    },
+    destroy: () => s3.destroy(),
   };
 }
