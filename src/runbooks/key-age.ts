@@ -481,21 +481,25 @@ export type KeyAgeAccount = z.infer<typeof KeyAgeAccountSchema>;
 
 const KeyAgeLimitsSchema = z.object({ maxKeyAgeDays: z.number(), maxUnusedDays: z.number() });
 
-const KeyAgeResultSchema = z.object({
+/** A reminder's run stores a row per account and every finding. */
+const ReminderResultSchema = z.object({
   limits: KeyAgeLimitsSchema,
   accounts: z.array(KeyAgeAccountSchema),
   /** Accounts in the order read, each account's findings worst first; buttons refer to them by index. */
   findings: z.array(KeyFindingSchema),
 });
 
-/** What a key-age run stores as its result: the same shape for `/quell key-age` and for a reminder. */
-export type KeyAgeResult = z.infer<typeof KeyAgeResultSchema>;
+/** What a run's findings are read back as, whichever run stored them (see readKeyAgeResult). */
+export type KeyAgeFindings = z.infer<typeof ReminderResultSchema>;
 
-/** A stored result, also as runs before this shape kept it (one account's report whole). */
+/** What a key-age run stores: a run of one account its report whole, a reminder's run its rows and findings. */
+export type KeyAgeResult = { report: AccountKeyAgeReport } | KeyAgeFindings;
+
+/** A stored result, checked, as KeyAgeFindings (one account's report is one row and its findings). */
 const StoredKeyAgeResultSchema = z.object({
   execute: z.object({
     data: z.union([
-      KeyAgeResultSchema,
+      ReminderResultSchema,
       z
         .object({
           report: z.object({
@@ -507,7 +511,7 @@ const StoredKeyAgeResultSchema = z.object({
           }),
         })
         .transform(
-          ({ report }): KeyAgeResult => ({
+          ({ report }): KeyAgeFindings => ({
             limits: report.limits,
             accounts: [accountRow(report)],
             findings: report.findings,
@@ -602,7 +606,7 @@ export const keyAge = defineRunbook<KeyAgeInput, KeyAgePlanData, KeyAgeResult>({
         ['Unused or never used', String(c.unused + c['never-used'])],
         ['Report generated', report.generatedAt ?? 'unknown'],
       ],
-      data: { limits, accounts: [accountRow(report)], findings: report.findings },
+      data: { report },
       files:
         report.findings.length > 0
           ? [
@@ -669,8 +673,8 @@ async function readAccounts(
   };
 }
 
-/** The result a key-age run stored, checked against its schema; undefined for any other run. */
-export function readKeyAgeResult(run: RunRecord): KeyAgeResult | undefined {
+/** The findings a key-age run stored, checked against their schema; undefined for any other run. */
+export function readKeyAgeResult(run: RunRecord): KeyAgeFindings | undefined {
   if (run.runbook !== keyAge.id || run.kind !== 'run') return undefined;
   const parsed = StoredKeyAgeResultSchema.safeParse(run.result);
   return parsed.success ? parsed.data.execute.data : undefined;
