@@ -15,21 +15,19 @@ import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine/engine.ts';
 import { newReplicaId } from './runbooks/engine/orphaned-runs.ts';
+import { RUNBOOKS } from './runbooks/registry.ts';
 import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
-import { createReminderRunner } from './schedule/run-reminder.ts';
 import { createActionRouter } from './slack/action-router.ts';
 import { createAuditChannelSink } from './slack/audit-channel-sink.ts';
 import { createBoltLogger } from './slack/bolt-logger.ts';
 import { createHttpServer } from './slack/http-server.ts';
+import { createKeyAgeResultView } from './slack/key-age-result-view.ts';
+import { createReminderRunner } from './slack/post-reminder.ts';
 import { registerAppHome } from './slack/register-app-home.ts';
 import { registerFindingHandlers } from './slack/register-finding-handlers.ts';
 import { registerHandlers } from './slack/register-handlers.ts';
+import { indexResultViews, withResultViews } from './slack/result-views.ts';
 import { createSlackDirectory } from './slack/slack-directory.ts';
-import {
-  createSlackReminderNotifier,
-  postKeyAgeRunFindings,
-  withKeyAgeFindings,
-} from './slack/slack-key-age-notifier.ts';
 import { createSlackNotifier } from './slack/slack-notifier.ts';
 import { redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
@@ -115,12 +113,10 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
   }
 
   const directory = options.directory ?? createSlackDirectory(app.client);
-  // A succeeded key-age run's findings follow in its thread (the engine is created just below).
-  const notifier = withKeyAgeFindings(
-    createSlackNotifier(app.client, log),
-    (run) => postKeyAgeRunFindings(app.client, { config, runbooks: engine.runbooks, store, log, now }, run),
-    log,
-  );
+  const runbooks = options.runbooks ?? RUNBOOKS;
+  // What runbooks show of a finished run beyond its card, by runbook id (see result-views.ts).
+  const keyAgeView = createKeyAgeResultView(app.client, { config, runbooks, store, log, now });
+  const notifier = withResultViews(createSlackNotifier(app.client, log), indexResultViews([keyAgeView]), log);
   const replicaId = newReplicaId();
   const engine = new Engine({
     config,
@@ -132,7 +128,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     log,
     now,
     replica: { id: replicaId, orphanAfterMs: config.replicas.orphanAfter },
-    ...(options.runbooks ? { runbooks: options.runbooks } : {}),
+    runbooks,
   });
   const mirror = config.slack.auditChannel
     ? createAuditChannelSink(app.client, config.slack.auditChannel, log)
@@ -149,15 +145,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     log,
     owner: replicaId,
     clock: options.schedulerClock ?? { ...SYSTEM_CLOCK, now },
-    run: createReminderRunner({
-      config,
-      store,
-      audit,
-      aws,
-      notifier: createSlackReminderNotifier(app.client, { config, runbooks: engine.runbooks, log }),
-      log,
-      now,
-    }),
+    run: createReminderRunner({ config, engine, audit, view: keyAgeView, log, now }),
   });
   app.error(async (err) => {
     log.error({ err }, 'unhandled error in a Slack handler');

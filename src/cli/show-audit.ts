@@ -78,7 +78,7 @@ export async function showAudit(args: string[], config: Config | undefined, io: 
       const run = await store.getRun(values.run);
       if (run)
         io.out(
-          `run ${run.id}: ${run.runbook} ${run.kind} by ${terminalSafe(run.requester, 64)} via ${run.source === 'cli' ? 'CLI' : 'Slack'}${run.breakGlass ? ` · break-glass, review ${run.reviewState ?? 'pending'}` : ''} · ${run.state}\n`,
+          `run ${run.id}: ${run.runbook} ${run.kind} by ${terminalSafe(run.requester, 64)} via ${{ slack: 'Slack', cli: 'CLI', schedule: 'a reminder schedule' }[run.source]}${run.breakGlass ? ` · break-glass, review ${run.reviewState ?? 'pending'}` : ''} · ${run.state}\n`,
         );
       for (const entry of entries) io.out(`${describeAuditEntry(entry)}\n`);
     }

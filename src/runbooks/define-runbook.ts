@@ -55,6 +55,12 @@ export interface RunContext {
   account: AccountConfig;
   region: string;
   aws: ScopedAws;
+  /**
+   * The run's AWS access in another configured account (same role tier, run id and source identity),
+   * for a run that reads several accounts at once (a scheduled reminder). Refused for an account the
+   * run's channel may not use. The caller disposes the scope.
+   */
+  scopeFor(accountAlias: string): ScopedAws;
   log: Logger;
   signal: AbortSignal;
   /** When the run was approved (or started, for break-glass and read-only runs). */

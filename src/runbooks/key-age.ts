@@ -1,8 +1,9 @@
 /**
  * key-age (read-only): the IAM credential report of an account, read for access keys that should not
  * exist any more — active keys older than the limit, active keys never used or unused beyond the limit,
- * and users with both keys active. The scheduled credential-age reminders (src/schedule) run the same
- * collection for several accounts at once.
+ * and users with both keys active. A scheduled credential-age reminder is a run of this runbook too,
+ * over the accounts of its `reminders` entry at once (an account that cannot be read is reported, not
+ * fatal); its findings, stored with the run, are what the buttons on its message refer to.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -14,8 +15,17 @@ import {
 } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
-import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
-import { AccountOptionSchema, defineRunbook, type Outcome, type Plan } from './define-runbook.ts';
+import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
+import { AwsCallFailedError, AwsResourceNotFoundError, asQuellError, ErrorCode } from '../errors.ts';
+import type { RunRecord, SnoozeRecord } from '../store/store.ts';
+import {
+  AccountOptionSchema,
+  defineRunbook,
+  type Outcome,
+  type Plan,
+  type PlannedCall,
+  type RunContext,
+} from './define-runbook.ts';
 import { iamRegionFor } from './disable-key.ts';
 import { type CredentialReportRow, parseCredentialReport } from './parse-credential-report.ts';
 
@@ -33,33 +43,41 @@ export type KeyAgeLimits = {
 /** The defaults of the config's reminder entries, also used by `/quell key-age`. */
 export const DEFAULT_KEY_AGE_LIMITS: KeyAgeLimits = { maxKeyAgeDays: 90, maxUnusedDays: 45 };
 
-/** Why a key is reported. */
-export type FindingReason = 'root-key' | 'old' | 'unused' | 'never-used' | 'both-active';
+const FindingReasonSchema = z.enum(['root-key', 'old', 'unused', 'never-used', 'both-active']);
 
-/** One reported access key. JSON-shaped: it is stored with the run or the reminder and read back by buttons. */
-export type KeyFinding = {
-  accountAlias: string;
-  accountId: string;
-  userName: string;
-  userArn: string;
+/** Why a key is reported. */
+export type FindingReason = z.infer<typeof FindingReasonSchema>;
+
+/**
+ * One reported access key, as stored with the run and read back by the buttons on its message (so it
+ * is declared as a schema: what comes back from the store is checked, not cast).
+ */
+const KeyFindingSchema = z.object({
+  accountAlias: z.string(),
+  accountId: z.string(),
+  userName: z.string(),
+  userArn: z.string(),
   /** Null for the root user's keys, and when the key could not be matched to ListAccessKeys. */
-  keyId: string | null;
-  slot: number;
-  createdAt: string | null;
-  ageDays: number | null;
-  lastUsedAt: string | null;
-  lastUsedService: string | null;
-  lastUsedRegion: string | null;
+  keyId: z.string().nullable(),
+  slot: z.number(),
+  createdAt: z.string().nullable(),
+  ageDays: z.number().nullable(),
+  lastUsedAt: z.string().nullable(),
+  lastUsedService: z.string().nullable(),
+  lastUsedRegion: z.string().nullable(),
   /** Days since the last use, or since creation for a key never used. */
-  idleDays: number | null;
-  reasons: FindingReason[];
+  idleDays: z.number().nullable(),
+  reasons: z.array(FindingReasonSchema),
   /** Bigger is worse; findings are listed worst first. */
-  severity: number;
+  severity: z.number(),
   /** The owner's Slack user id, from the IAM user's `slack` tag. */
-  ownerSlack: string | null;
+  ownerSlack: z.string().nullable(),
   /** The owner's e-mail address, from the IAM user's `email` tag (resolved with users.lookupByEmail). */
-  ownerEmail: string | null;
-};
+  ownerEmail: z.string().nullable(),
+});
+
+/** One reported access key. */
+export type KeyFinding = z.infer<typeof KeyFindingSchema>;
 
 /** What one account's report says. */
 export type AccountKeyAgeReport = {
@@ -410,15 +428,115 @@ const KeyAgeInputSchema = z
     reason: undefined,
     maxKeyAgeDays: options['max-age'] ?? DEFAULT_KEY_AGE_LIMITS.maxKeyAgeDays,
     maxUnusedDays: options['max-unused'] ?? DEFAULT_KEY_AGE_LIMITS.maxUnusedDays,
+    /** Never parsed from a command (nobody can name several accounts): see reminderInput. */
+    accounts: undefined as string[] | undefined,
   }));
 
 type KeyAgeInput = z.infer<typeof KeyAgeInputSchema>;
 
-/** What a key-age run stores as its result (the reminders store the same shape per account). */
-export type KeyAgeResult = { report: AccountKeyAgeReport };
+/** The accounts a reminder covers, in config order. */
+export function reminderAccounts(
+  config: Pick<Config, 'accounts'>,
+  reminder: Pick<ReminderConfig, 'accounts'>,
+): AccountConfig[] {
+  if (reminder.accounts.includes('*')) return config.accounts;
+  return config.accounts.filter((a) => reminder.accounts.includes(a.alias));
+}
+
+/**
+ * The input of a scheduled reminder's run: every account of its `reminders` entry, in config order, and
+ * its limits. Built from the validated configuration, never from a command. The run is filed under the
+ * first account (a run record names one); the others are read through `ctx.scopeFor`.
+ */
+export function reminderInput(
+  config: Pick<Config, 'accounts'>,
+  reminder: Pick<ReminderConfig, 'accounts' | 'maxKeyAgeDays' | 'maxUnusedDays'>,
+): KeyAgeInput {
+  const accounts = reminderAccounts(config, reminder).map((a) => a.alias);
+  return {
+    account: accounts[0],
+    region: undefined,
+    reason: undefined,
+    maxKeyAgeDays: reminder.maxKeyAgeDays,
+    maxUnusedDays: reminder.maxUnusedDays,
+    accounts,
+  };
+}
+
+/** What execute reads: the limits, and the accounts of a reminder's run (absent for one account). */
+type KeyAgePlanData = KeyAgeLimits & { accounts?: string[] };
+
+const KeyAgeAccountSchema = z.object({
+  accountAlias: z.string(),
+  accountId: z.string(),
+  findings: z.number(),
+  summary: z.string(),
+  /** Why the account's report could not be read (null when it was). */
+  error: z.string().nullable(),
+  generatedAt: z.string().nullable(),
+});
+
+/** One account of a run: what its report says in one line, or why it could not be read. */
+export type KeyAgeAccount = z.infer<typeof KeyAgeAccountSchema>;
+
+const KeyAgeLimitsSchema = z.object({ maxKeyAgeDays: z.number(), maxUnusedDays: z.number() });
+
+/** A reminder's run stores a row per account and every finding. */
+const ReminderResultSchema = z.object({
+  limits: KeyAgeLimitsSchema,
+  accounts: z.array(KeyAgeAccountSchema),
+  /** Accounts in the order read, each account's findings worst first; buttons refer to them by index. */
+  findings: z.array(KeyFindingSchema),
+});
+
+/** What a run's findings are read back as, whichever run stored them (see readKeyAgeResult). */
+export type KeyAgeFindings = z.infer<typeof ReminderResultSchema>;
+
+/** What a key-age run stores: a run of one account its report whole, a reminder's run its rows and findings. */
+export type KeyAgeResult = { report: AccountKeyAgeReport } | KeyAgeFindings;
+
+/** A stored result, checked, as KeyAgeFindings (one account's report is one row and its findings). */
+const StoredKeyAgeResultSchema = z.object({
+  execute: z.object({
+    data: z.union([
+      ReminderResultSchema,
+      z
+        .object({
+          report: z.object({
+            accountAlias: z.string(),
+            accountId: z.string(),
+            limits: KeyAgeLimitsSchema,
+            generatedAt: z.string().nullable(),
+            findings: z.array(KeyFindingSchema),
+          }),
+        })
+        .transform(
+          ({ report }): KeyAgeFindings => ({
+            limits: report.limits,
+            accounts: [accountRow(report)],
+            findings: report.findings,
+          }),
+        ),
+    ]),
+  }),
+});
+
+/** One account's row of a result, from its report. */
+function accountRow(
+  report: Pick<AccountKeyAgeReport, 'accountAlias' | 'accountId' | 'limits' | 'generatedAt' | 'findings'>,
+): KeyAgeAccount {
+  return {
+    accountAlias: report.accountAlias,
+    accountId: report.accountId,
+    findings: report.findings.length,
+    summary: summarizeReport(report),
+    error: null,
+    generatedAt: report.generatedAt,
+  };
+}
 
 /** The runbook. */
-export const keyAge = defineRunbook<KeyAgeInput, KeyAgeLimits, KeyAgeResult>({
+export const keyAge = defineRunbook<KeyAgeInput, KeyAgePlanData, KeyAgeResult>({
   id: 'key-age',
   title: 'Old and unused access keys',
   risk: 'read-only',
@@ -436,28 +554,46 @@ export const keyAge = defineRunbook<KeyAgeInput, KeyAgeLimits, KeyAgeResult>({
     execute: [],
   },
   defaultRegion: (account) => iamRegionFor(account.roles.read),
-  async plan(ctx, input): Promise<Plan<KeyAgeLimits>> {
+  async plan(ctx, input): Promise<Plan<KeyAgePlanData>> {
     const limits = { maxKeyAgeDays: input.maxKeyAgeDays, maxUnusedDays: input.maxUnusedDays };
+    const calls: PlannedCall[] = [
+      { action: 'iam:GetCredentialReport', params: {} },
+      { action: 'iam:GenerateCredentialReport', params: { when: 'the report is older than 4 hours' } },
+      { action: 'iam:ListAccessKeys', params: { UserName: 'each user with a finding' } },
+      { action: 'iam:ListUserTags', params: { UserName: 'each user with a finding' } },
+    ];
+    const limitFacts: [string, string][] = [
+      ['Older than', `${limits.maxKeyAgeDays} days`],
+      ['Unused for more than', `${limits.maxUnusedDays} days`],
+    ];
+    const accounts = input.accounts;
+    if (accounts !== undefined) {
+      return {
+        summary: `Read the credential reports of ${accounts.join(', ')} for keys older than ${limits.maxKeyAgeDays} days or unused for more than ${limits.maxUnusedDays}`,
+        facts: [['Accounts', accounts.join(', ')], ...limitFacts],
+        calls,
+        notes: [
+          'Read-only: nothing in the accounts changes.',
+          'Each account is read through its own read role; one that cannot be read is reported, the others still are.',
+        ],
+        material: { accounts, ...limits },
+        data: { ...limits, accounts },
+      };
+    }
     return {
       summary: `Read the credential report of ${ctx.account.alias} for keys older than ${limits.maxKeyAgeDays} days or unused for more than ${limits.maxUnusedDays}`,
-      facts: [
-        ['Account', `${ctx.account.alias} (${ctx.account.id})`],
-        ['Older than', `${limits.maxKeyAgeDays} days`],
-        ['Unused for more than', `${limits.maxUnusedDays} days`],
-      ],
-      calls: [
-        { action: 'iam:GetCredentialReport', params: {} },
-        { action: 'iam:GenerateCredentialReport', params: { when: 'the report is older than 4 hours' } },
-        { action: 'iam:ListAccessKeys', params: { UserName: 'each user with a finding' } },
-        { action: 'iam:ListUserTags', params: { UserName: 'each user with a finding' } },
-      ],
+      facts: [['Account', `${ctx.account.alias} (${ctx.account.id})`], ...limitFacts],
+      calls,
       notes: ['Read-only: nothing in the account changes.'],
       material: { accountId: ctx.account.id, ...limits },
       data: limits,
     };
   },
   async execute(ctx, plan): Promise<Outcome<KeyAgeResult>> {
-    const report = await collectKeyAgeReport(ctx.aws, plan.data, { now: ctx.now(), signal: ctx.signal });
+    const limits = { maxKeyAgeDays: plan.data.maxKeyAgeDays, maxUnusedDays: plan.data.maxUnusedDays };
+    const options = { now: ctx.now(), signal: ctx.signal };
+    if (plan.data.accounts !== undefined) return readAccounts(ctx, plan.data.accounts, limits, options);
+    const report = await collectKeyAgeReport(ctx.aws, limits, options);
     const c = countReasons(report.findings);
     return {
       ok: true,
@@ -489,7 +625,86 @@ export const keyAge = defineRunbook<KeyAgeInput, KeyAgeLimits, KeyAgeResult>({
   undo: 'irreversible',
 });
 
-/** Whether `error` is one a reminder should show per account instead of failing the whole run. */
+/**
+ * A reminder's accounts, read in parallel, each through its own read session of the run: an account
+ * that cannot be read becomes a row saying why (the run then counts as failed), the others are reported.
+ * No file is attached: the reminder's pages show every finding.
+ */
+async function readAccounts(
+  ctx: RunContext,
+  aliases: readonly string[],
+  limits: KeyAgeLimits,
+  options: FetchReportOptions,
+): Promise<Outcome<KeyAgeResult>> {
+  const read = await Promise.all(
+    aliases.map(async (alias) => {
+      const scope = alias === ctx.account.alias ? ctx.aws : ctx.scopeFor(alias);
+      try {
+        const report = await collectKeyAgeReport(scope, limits, options);
+        return { row: accountRow(report), findings: report.findings };
+      } catch (error) {
+        ctx.log.warn({ err: error, account: alias }, 'could not read the credential report');
+        const row: KeyAgeAccount = {
+          accountAlias: alias,
+          accountId: scope.accountId,
+          findings: 0,
+          summary: '',
+          error: describeCollectError(error),
+          generatedAt: null,
+        };
+        return { row, findings: [] as KeyFinding[] };
+      } finally {
+        if (scope !== ctx.aws) scope.dispose();
+      }
+    }),
+  );
+  const accounts = read.map((r) => r.row);
+  const findings = read.flatMap((r) => r.findings);
+  const failed = accounts.filter((a) => a.error !== null).map((a) => a.accountAlias);
+  const counts = accounts.map((a) => `${a.accountAlias} ${a.error === null ? a.findings : 'unreadable'}`);
+  return {
+    ok: failed.length === 0,
+    summary: `${findings.length} key${findings.length === 1 ? '' : 's'} to look at (${counts.join(', ')}).${failed.length > 0 ? ` Could not read ${failed.join(', ')}.` : ''}`,
+    facts: [
+      ['Accounts read', `${accounts.length - failed.length} of ${accounts.length}`],
+      ['Findings', String(findings.length)],
+    ],
+    data: { limits, accounts, findings },
+  };
+}
+
+/** The findings a key-age run stored, checked against their schema; undefined for any other run. */
+export function readKeyAgeResult(run: RunRecord): KeyAgeFindings | undefined {
+  if (run.runbook !== keyAge.id || run.kind !== 'run') return undefined;
+  const parsed = StoredKeyAgeResultSchema.safeParse(run.result);
+  return parsed.success ? parsed.data.execute.data : undefined;
+}
+
+/** The finding a button refers to (`index` into the run's stored findings), if there is one. */
+export function findingOfRun(run: RunRecord, index: number): KeyFinding | undefined {
+  return readKeyAgeResult(run)?.findings[index];
+}
+
+/** A snooze as shown next to a finding. */
+export type FindingSnooze = { until: number; reason: string; by: string; at: number };
+
+/** A finding as a message shows it: its index in the run's findings (what buttons carry) and its snooze. */
+export type ShownFinding = KeyFinding & { index: number; snooze: FindingSnooze | null };
+
+/** Marks findings with the snoozes in force and numbers them (the number is what buttons carry). */
+export function applySnoozes(
+  findings: readonly KeyFinding[],
+  snoozes: readonly SnoozeRecord[],
+): ShownFinding[] {
+  const byKey = new Map(snoozes.map((s) => [`${s.accountId}|${s.keyId}`, s]));
+  return findings.map((finding, index) => {
+    const s = finding.keyId ? byKey.get(`${finding.accountId}|${finding.keyId}`) : undefined;
+    return { ...finding, index, snooze: s ? { until: s.until, reason: s.reason, by: s.by, at: s.at } : null };
+  });
+}
+
+/** What an account that could not be read shows: the coded error's message, else a pointer to the log. */
 export function describeCollectError(error: unknown): string {
-  return error instanceof QuellError ? error.message : 'an unexpected error (see the log)';
+  const e = asQuellError(error);
+  return e.code === ErrorCode.Unknown ? 'an unexpected error (see the log)' : e.message;
 }

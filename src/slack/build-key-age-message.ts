@@ -5,10 +5,40 @@
  * snooze modal. Slack allows 50 blocks per message (api.slack.com/reference/block-kit/blocks), so long
  * lists continue on further pages in the thread; every page says which keys it holds, nothing is dropped.
  */
-import type { FindingReason } from '../runbooks/key-age.ts';
-import type { ReminderReport, ShownFinding } from '../schedule/run-reminder.ts';
+import type { FindingReason, KeyAgeAccount, KeyAgeLimits, ShownFinding } from '../runbooks/key-age.ts';
 import type { Block } from './build-run-card.ts';
 import { escapeCode, escapeMrkdwn, mentionUser, plainText } from './escape-text.ts';
+
+/**
+ * Everything a findings message is built from: a key-age run's stored result with the snoozes in force,
+ * shown as a scheduled reminder (`slot` set) or in a `/quell key-age` run's thread.
+ */
+export interface ReminderReport {
+  /** The run's id: buttons refer to its findings as `<id>.<index>`. */
+  id: string;
+  channel: string;
+  /** When it was shown (ms), and the reminder slot it ran for (ms; null when not scheduled). */
+  at: number;
+  slot: number | null;
+  limits: KeyAgeLimits;
+  accounts: KeyAgeAccount[];
+  findings: ShownFinding[];
+  /** Slots that were missed during downtime and folded into this one. */
+  skipped: number;
+}
+
+const FINDING_REF = /^(r[a-z2-7]{12})\.(\d{1,6})$/;
+
+/** The reference a finding's buttons carry: the run's id and the finding's index in its result. */
+export function findingRef(runId: string, index: number): string {
+  return `${runId}.${index}`;
+}
+
+/** The run id and index of a button's reference; undefined for anything not of that exact shape. */
+export function parseFindingRef(ref: string): { runId: string; index: number } | undefined {
+  const match = FINDING_REF.exec(ref);
+  return match ? { runId: match[1] as string, index: Number(match[2]) } : undefined;
+}
 
 /** Action ids of the finding buttons and the snooze modal's callback. */
 export const FINDING_ACTION = {
@@ -213,7 +243,7 @@ export function buildKeyAgePages(
   for (const account of groupFindings(active)) {
     for (const owner of account.owners) {
       for (const f of owner.findings) {
-        const ref = `${report.id}.${f.index}`;
+        const ref = findingRef(report.id, f.index);
         const row: Block[] = [
           { type: 'section', text: { type: 'mrkdwn', text: describeFinding(f, report) } },
         ];

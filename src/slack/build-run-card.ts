@@ -38,6 +38,13 @@ const STATE_LABEL: Record<RunState, string> = {
   needs_operator: ':warning: Needs an operator (quell stopped while it ran; see the thread)',
 };
 
+/** How the card names where a request came from (a Slack request needs no note). */
+const SOURCE_NOTE: Record<RunRecord['source'], string> = {
+  slack: '',
+  cli: ' (CLI)',
+  schedule: ' (scheduled)',
+};
+
 /** Builds the card for a run in its current state. `now` is only used to word the expiry. */
 export function buildRunCard(view: RunView): { text: string; blocks: Block[] } {
   const { run, decisions, runbook } = view;
@@ -55,7 +62,7 @@ export function buildRunCard(view: RunView): { text: string; blocks: Block[] } {
     ...(plan?.facts ?? []).map(
       ([label, value]) => `*${escapeMrkdwn(label, 50)}*\n${escapeMrkdwn(value, 300)}`,
     ),
-    `*Requested by*\n${mentionUser(run.requester)}${run.source === 'cli' ? ' (CLI)' : ''}`,
+    `*Requested by*\n${mentionUser(run.requester)}${SOURCE_NOTE[run.source]}`,
   ];
   if (run.reason) fields.push(`*Reason*\n${escapeMrkdwn(run.reason, 500)}`);
   if (run.kind === 'undo' && run.parentRunId) fields.push(`*Undoes*\n\`${run.parentRunId}\``);

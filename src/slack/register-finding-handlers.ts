@@ -1,8 +1,9 @@
 /**
  * The buttons of credential-age findings and the snooze modal. A button carries only a reference to
- * the stored finding; the handler reads the account, user and key back from the store, checks the
- * click comes from the channel the finding was posted in, and then goes through the same paths as a
- * typed command: Disable → `disable-key` with its approvals, Look up activity → `trail key=…`.
+ * the finding (`<run-id>.<index>`, a key-age run, scheduled or not); the handler reads the account, user
+ * and key back from the stored run, checks the click comes from the run's channel, and then goes
+ * through the same paths as a typed command: Disable → `disable-key` with its approvals, Look up
+ * activity → `trail key=…`.
  */
 
 import type { App } from '@slack/bolt';
@@ -11,11 +12,10 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { RunStateConflictError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Engine } from '../runbooks/engine/engine.ts';
-import type { KeyFinding } from '../runbooks/key-age.ts';
-import { findStoredFinding, type StoredFinding } from '../schedule/find-finding.ts';
+import { findingOfRun, type KeyFinding } from '../runbooks/key-age.ts';
 import type { Store } from '../store/store.ts';
 import type { ActionRouter } from './action-router.ts';
-import { buildSnoozeModal, FINDING_ACTION, SNOOZE_DAYS } from './build-key-age-message.ts';
+import { buildSnoozeModal, FINDING_ACTION, parseFindingRef, SNOOZE_DAYS } from './build-key-age-message.ts';
 import { escapeCode, escapeMrkdwn, mentionUser } from './escape-text.ts';
 import { formatError } from './format-error.ts';
 import type { SlackRequester } from './slack-notifier.ts';
@@ -55,9 +55,27 @@ export function lookupSince(f: KeyFinding): string {
   return f.idleDays < 1 ? '24h' : `${Math.min(90, f.idleDays + 1)}d`;
 }
 
+/** A finding as stored with its run. */
+interface StoredFinding {
+  finding: KeyFinding;
+  /** The run's channel: buttons only work there. */
+  channel: string;
+  runId: string;
+  index: number;
+}
+
 interface ClickedFinding {
   stored: StoredFinding;
   requester: SlackRequester;
+}
+
+/** Looks a finding up by its reference; undefined when the reference is malformed or unknown. */
+async function findStoredFinding(store: Store, ref: string): Promise<StoredFinding | undefined> {
+  const parsed = parseFindingRef(ref);
+  const run = parsed ? await store.getRun(parsed.runId) : undefined;
+  if (!parsed || !run) return undefined;
+  const finding = findingOfRun(run, parsed.index);
+  return finding ? { finding, channel: run.channel, runId: run.id, index: parsed.index } : undefined;
 }
 
 /** Registers the finding buttons and the snooze modal on the app. */
@@ -199,7 +217,7 @@ export function registerFindingHandlers(app: App, actions: ActionRouter, deps: F
       });
       await audit.record({
         type: 'finding.snoozed',
-        runId: stored.sourceId,
+        runId: stored.runId,
         actor: user,
         data: {
           account: f.accountAlias,

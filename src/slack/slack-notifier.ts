@@ -1,6 +1,8 @@
 /**
  * The engine's voice in Slack: posts and updates run cards, replies in their threads, and tells a
  * requester privately (through the command's response URL when there is one) that something failed.
+ * A scheduled run has nobody waiting on a card: it gets none (nor thread lines, files or private
+ * notes); whoever scheduled it posts its result with the runbook's result view (see post-reminder.ts).
  */
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../logger.ts';
@@ -17,8 +19,10 @@ export interface SlackRequester extends Requester {
 
 /** Creates the Slack RunNotifier. */
 export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunNotifier {
+  const scheduled = (run: Pick<RunRecord, 'source'>) => run.source === 'schedule';
   return {
     async showRun(view: RunView) {
+      if (scheduled(view.run)) return undefined;
       const card = buildRunCard(view);
       if (view.run.messageTs) {
         await client.chat.update({
@@ -38,6 +42,7 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
       return posted.ts;
     },
     async reply(run: RunRecord, text: string) {
+      if (scheduled(run)) return;
       const safe = escapeMrkdwn(text, 2900);
       if (!run.messageTs) {
         await client.chat.postEphemeral({ channel: run.channel, user: run.requester, text: safe });
@@ -51,6 +56,7 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
       });
     },
     async upload(run: RunRecord, files: OutcomeFile[]) {
+      if (scheduled(run)) return;
       // Slack's external upload flow (files.getUploadURLExternal, then completeUploadExternal), in the thread.
       await client.filesUploadV2({
         channel_id: run.channel,
@@ -63,6 +69,10 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
       });
     },
     async tell(requester: Requester, text: string) {
+      if (scheduled(requester)) {
+        log.warn({ channel: requester.channel, reason: text }, 'a scheduled run was refused');
+        return;
+      }
       const safe = `:warning: ${escapeMrkdwn(text, 2900)}`;
       const responseUrl = (requester as SlackRequester).responseUrl;
       if (responseUrl) {

@@ -63,7 +63,7 @@ export function toRun(row: Record<string, unknown>): RunRecord {
     kind: row.kind === 'undo' ? 'undo' : 'run',
     parentRunId: str(row.parent_run_id),
     state: String(row.state) as RunState,
-    source: row.source === 'cli' ? 'cli' : 'slack',
+    source: row.source === 'cli' || row.source === 'schedule' ? row.source : 'slack',
     requester: String(row.requester),
     channel: String(row.channel),
     reason: str(row.reason),

@@ -41,7 +41,8 @@ export interface RunRecord {
   kind: 'run' | 'undo';
   parentRunId: string | null;
   state: RunState;
-  source: 'slack' | 'cli';
+  /** Who asked: a person in Slack, an operator at the CLI, or a scheduled reminder. */
+  source: 'slack' | 'cli' | 'schedule';
   requester: string;
   channel: string;
   reason: string | null;

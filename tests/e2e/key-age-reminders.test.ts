@@ -458,4 +458,61 @@ describe('credential-age reminders against moto', () => {
       .at(-1);
     expect(JSON.stringify(card?.body.blocks)).toContain('dev: 1 key to look at');
   });
+
+  it('a reminder is a key-age run through the engine, audited as /quell key-age is', async () => {
+    const entries = await t.quell.store.listAudit();
+    const typesOf = (runId: string) => new Set(entries.filter((e) => e.runId === runId).map((e) => e.type));
+    const reminderIds = entries.filter((e) => e.type === 'reminder.started').map((e) => e.runId ?? '');
+    expect(reminderIds).toHaveLength(3);
+    const [onDemand] = (await t.quell.store.listRuns({ requester: 'U0RESP', limit: 100 })).filter(
+      (r) => r.runbook === 'key-age',
+    );
+    if (!onDemand) throw new Error('no /quell key-age run');
+    const onDemandTypes = typesOf(onDemand.id);
+    for (const type of ['command.received', 'plan.created', 'aws.call', 'execute.finished', 'run.finished'])
+      expect(onDemandTypes).toContain(type);
+    const posted = reminders(t.slack.calls)[0]?.body.blocks as Block[];
+    const ref = buttonFor(posted, keys.alice ?? '', FINDING_ACTION.snooze) ?? '';
+
+    for (const id of reminderIds) {
+      // A run row like any other: the scheduled requester in the reminder's channel, its plan, finished.
+      const run = await t.quell.store.getRun(id);
+      expect(run).toMatchObject({
+        runbook: 'key-age',
+        kind: 'run',
+        source: 'schedule',
+        requester: 'quell-scheduler',
+        channel: SECURITY,
+        state: 'succeeded',
+        requiredApprovals: 0,
+        messageTs: null, // no run card: the reminder is its message
+      });
+      expect(run?.planHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(run?.plan).toMatchObject({
+        facts: [['Accounts', 'prod, dev'], expect.anything(), expect.anything()],
+      });
+      // Every entry type of the on-demand run, and only the reminder's own besides (a snooze taken
+      // later from its message is recorded under it too).
+      const types = typesOf(id);
+      types.delete('finding.snoozed');
+      expect([...onDemandTypes].filter((type) => !types.has(type))).toEqual([]);
+      expect([...types].filter((type) => !onDemandTypes.has(type)).sort()).toEqual([
+        'reminder.findings',
+        'reminder.posted',
+        'reminder.started',
+      ]);
+      const received = entries.find((e) => e.runId === id && e.type === 'command.received');
+      expect(received).toMatchObject({
+        actor: 'quell-scheduler',
+        data: { runbook: 'key-age', channel: SECURITY, source: 'schedule' },
+      });
+    }
+    // A reminder's buttons refer to its run's stored findings.
+    const [refRun = '', index] = ref.split('.');
+    expect(reminderIds).toContain(refRun);
+    const stored = (await t.quell.store.getRun(refRun))?.result as {
+      execute: { data: { findings: { keyId: string | null }[] } };
+    };
+    expect(stored.execute.data.findings[Number(index)]?.keyId).toBe(keys.alice);
+  });
 });

@@ -37,6 +37,8 @@ export async function startTestEngine(options: {
   runbooks?: readonly AnyRunbook[];
   rateLimits?: Record<string, RateLimit>;
   approvals?: Record<string, unknown>;
+  /** The channel guardrails (default: CHANNEL may run everything on every account). */
+  channels?: Record<string, unknown>;
 }): Promise<TestEngine> {
   const dir = mkdtempSync(join(tmpdir(), 'quell-engine-'));
   const store = new SqliteStore(`sqlite:${join(dir, 'q.db')}`);
@@ -44,7 +46,7 @@ export async function startTestEngine(options: {
   const config = ConfigSchema.parse({
     accounts: options.accounts,
     approvals: { approvers: ['U0LEAD1', 'U0LEAD2', 'U0LEAD3'], ...options.approvals },
-    channels: { [CHANNEL]: { runbooks: ['*'], accounts: ['*'] } },
+    channels: options.channels ?? { [CHANNEL]: { runbooks: ['*'], accounts: ['*'] } },
     storage: { url: 'sqlite::memory:' },
   });
   const logLines: string[] = [];

@@ -4,13 +4,13 @@
  * carry only a reference, and buttons hidden where the channel's guardrails would refuse them.
  */
 import { describe, expect, it } from 'vitest';
-import type { KeyFinding } from '../../src/runbooks/key-age.ts';
-import { applySnoozes, type ReminderReport } from '../../src/schedule/run-reminder.ts';
+import { applySnoozes, type KeyFinding } from '../../src/runbooks/key-age.ts';
 import {
   buildKeyAgePages,
   buildOwnerMessage,
   buildSnoozeModal,
   FINDING_ACTION,
+  type ReminderReport,
 } from '../../src/slack/build-key-age-message.ts';
 import type { Block } from '../../src/slack/build-run-card.ts';
 

@@ -56,12 +56,21 @@ import {
 /**
  * Who asked, and from where. A CLI requester (break-glass, when Slack is down) is in no channel: the
  * channel guardrails do not apply to it, and every run of it that changes something is break-glass.
+ * A scheduled requester (`schedule`: a credential-age reminder, as SCHEDULER_USER, in the reminder's
+ * channel) is authorised by its own `reminders` entry of the configuration, which names its channel and
+ * accounts: neither the channel guardrails nor a runbook's `requesters` list apply to it.
  */
 export interface Requester {
   user: string;
   channel: string;
-  source: 'slack' | 'cli';
+  source: RunRecord['source'];
 }
+
+/**
+ * The identity of scheduled runs: their requester, and the SourceIdentity of their AWS sessions (STS
+ * allows `[\w+=,.@-]`). Not the shape of a Slack user id, so it can never be mistaken for a person.
+ */
+export const SCHEDULER_USER = 'quell-scheduler';
 
 /** Options of `start`. */
 export interface StartOptions {
@@ -70,11 +79,16 @@ export interface StartOptions {
    * cancels the run. The CLI's y/N prompt.
    */
   confirm?: (view: RunView) => Promise<boolean>;
+  /**
+   * The new run's id, when the caller must name it before the run starts (a scheduled reminder audits
+   * its slot under it first). A fresh `newRunId()`; anything else is refused.
+   */
+  runId?: string;
 }
 
-/** Whether the channel guardrails apply to the requester (not to the break-glass CLI). */
+/** Whether the channel guardrails apply to the requester: people in Slack (see Requester). */
 function guardedByChannel(requester: Pick<Requester, 'source'>): boolean {
-  return requester.source !== 'cli';
+  return requester.source === 'slack';
 }
 
 /** A run as people see it: the record, its decisions and its runbook. */
@@ -257,7 +271,9 @@ export class Engine {
     options: StartOptions = {},
   ): Promise<RunRecord | undefined> {
     // Queued: a burst of commands is acknowledged first, and planned at most `startConcurrency` at a time.
-    const work = this.#startQueue.run(() => this.#start(prepared, requester, options.confirm));
+    if (options.runId !== undefined && !isRunId(options.runId))
+      throw new InputInvalidError([`\`${options.runId.slice(0, 20)}\` is not a run id`]);
+    const work = this.#startQueue.run(() => this.#start(prepared, requester, options.confirm, options.runId));
     return this.#track(work);
   }
 
@@ -542,9 +558,10 @@ export class Engine {
     prepared: PreparedCommand,
     requester: Requester,
     confirm?: StartOptions['confirm'],
+    id?: string,
   ): Promise<RunRecord | undefined> {
     const { runbook, input } = prepared;
-    const runId = newRunId();
+    const runId = id ?? newRunId();
     if (confirm) this.#confirmations.set(runId, confirm);
     await this.#d.audit.record({
       type: 'command.received',
@@ -558,7 +575,8 @@ export class Engine {
       },
     });
     try {
-      await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
+      if (requester.source !== 'schedule')
+        await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
       const account = await this.#resolveAccount(runbook, input, runId, requester);
       if (guardedByChannel(requester))
         assertChannelAllows(this.#d.config, requester.channel, runbook.id, account.alias);
@@ -1122,6 +1140,24 @@ export class Engine {
       account,
       region: run.region ?? this.#d.config.aws.region,
       aws: scope,
+      scopeFor: (alias: string) => {
+        const other = this.#d.config.accounts.find((a) => a.alias === alias);
+        if (!other)
+          throw new NotAllowedError(
+            `Account \`${alias}\` is not configured; nothing runs against it.`,
+            'accounts',
+          );
+        if (guardedByChannel(run)) assertChannelAllows(this.#d.config, run.channel, run.runbook, alias);
+        return this.#d.aws.scope({
+          account: other,
+          tier: scope.tier,
+          runId: run.id,
+          runbook: run.runbook,
+          sourceIdentity: run.requester,
+          region:
+            this.#runbookOf(run).defaultRegion?.(other) ?? other.regions[0] ?? this.#d.config.aws.region,
+        });
+      },
       log: this.#d.log.child({ runId: run.id, runbook: run.runbook }),
       signal,
       approvedAt: approvedAt === null ? null : new Date(approvedAt),

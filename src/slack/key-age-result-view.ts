@@ -1,24 +1,25 @@
 /**
- * Credential-age findings in Slack: the scheduled reminder (pages in the channel and its thread, and a
- * direct message to each owner found through the IAM user's `slack` or `email` tag), and the findings
- * of an on-demand `/quell key-age` run in that run's thread. Buttons appear only where the channel's
- * guardrails would let the clicker's request through.
+ * key-age's result view: a finished run's findings as pages with their buttons — in the run card's
+ * thread for `/quell key-age`, or, for a scheduled reminder (a run without a card), as a message of its
+ * own in the channel with further pages in its thread — and the direct message to each owner found
+ * through the IAM user's `slack` or `email` tag. Buttons appear only where the channel's guardrails
+ * would let the clicker's request through.
  */
 import type { webApi } from '@slack/bolt';
 import { channelAllows } from '../approvals/approval-policy.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AnyRunbook } from '../runbooks/define-runbook.ts';
-import type { RunNotifier } from '../runbooks/engine/engine.ts';
-import { type KeyAgeResult, summarizeReport } from '../runbooks/key-age.ts';
-import { applySnoozes, type ReminderNotifier, type ReminderReport } from '../schedule/run-reminder.ts';
+import { applySnoozes, keyAge, readKeyAgeResult, type ShownFinding } from '../runbooks/key-age.ts';
 import type { RunRecord, Store } from '../store/store.ts';
 import {
   buildKeyAgePages,
   buildOwnerMessage,
   type FindingButtons,
   type MessagePage,
+  type ReminderReport,
 } from './build-key-age-message.ts';
+import type { ResultView } from './result-views.ts';
 
 /** Which finding buttons the guardrails of `channel` allow, per account. */
 export function findingButtonsFor(
@@ -71,16 +72,66 @@ async function postPages(
   return posted.ts;
 }
 
-/** The Slack ReminderNotifier. */
-export function createSlackReminderNotifier(
+/** The reminder slot a scheduled run was started for. */
+export interface ScheduledSlot {
+  slot: number;
+  /** Slots missed during downtime and folded into this one. */
+  skipped: number;
+}
+
+/** What posting a report did. */
+export interface PostedReport {
+  ts: string | undefined;
+  pages: number;
+}
+
+/** key-age's result view, with what a scheduled reminder needs besides `show`. */
+export interface KeyAgeResultView extends ResultView {
+  /** The report a finished run's stored result makes, snoozes in force marked; undefined for any other run. */
+  reportOf(run: RunRecord, scheduled?: ScheduledSlot): Promise<ReminderReport | undefined>;
+  /** Posts the report: in `threadTs` when given (the run's card), else in the channel, further pages in the thread. */
+  post(report: ReminderReport, threadTs?: string): Promise<PostedReport>;
+  /** Sends one owner a direct message about their keys; resolves to the Slack user reached, if any. */
+  notifyOwner(
+    owner: { slack: string | null; email: string | null },
+    findings: ShownFinding[],
+    report: ReminderReport,
+  ): Promise<string | undefined>;
+}
+
+/** Creates key-age's result view over Slack. */
+export function createKeyAgeResultView(
   client: webApi.WebClient,
-  deps: { config: Config; runbooks: readonly AnyRunbook[]; log: Logger },
-): ReminderNotifier {
-  return {
-    async postReminder(report: ReminderReport) {
+  deps: { config: Config; runbooks: readonly AnyRunbook[]; store: Store; log: Logger; now?: () => number },
+): KeyAgeResultView {
+  const now = deps.now ?? Date.now;
+  const view: KeyAgeResultView = {
+    runbook: keyAge.id,
+    async reportOf(run, scheduled) {
+      const result = readKeyAgeResult(run);
+      if (!result) return undefined;
+      const at = now();
+      return {
+        id: run.id,
+        channel: run.channel,
+        at,
+        slot: scheduled?.slot ?? null,
+        limits: result.limits,
+        accounts: result.accounts,
+        findings: applySnoozes(result.findings, await deps.store.activeSnoozes(at)),
+        skipped: scheduled?.skipped ?? 0,
+      };
+    },
+    async post(report, threadTs) {
       const pages = buildKeyAgePages(report, findingButtonsFor(deps.config, deps.runbooks, report.channel));
-      const ts = await postPages(client, report.channel, pages, deps.log);
+      const ts = await postPages(client, report.channel, pages, deps.log, threadTs);
       return { ts, pages: pages.length };
+    },
+    async show(run) {
+      // The card shows the counts; the findings, if any, follow in its thread.
+      const report = await view.reportOf(run);
+      if (!report || report.findings.length === 0 || !run.messageTs) return;
+      await view.post(report, run.messageTs);
     },
     async notifyOwner(owner, findings, report) {
       let userId = owner.slack;
@@ -107,64 +158,5 @@ export function createSlackReminderNotifier(
       return userId;
     },
   };
-}
-
-/**
- * After `/quell key-age` succeeded: its findings, with buttons, in the run's thread (the run card shows
- * the summary). Snoozed keys are marked as on the reminders.
- */
-export async function postKeyAgeRunFindings(
-  client: webApi.WebClient,
-  deps: { config: Config; runbooks: readonly AnyRunbook[]; store: Store; log: Logger; now?: () => number },
-  run: RunRecord,
-): Promise<void> {
-  if (run.runbook !== 'key-age' || run.state !== 'succeeded' || !run.messageTs) return;
-  const result = (run.result as { execute?: { data?: KeyAgeResult } } | null)?.execute?.data;
-  const report = result?.report;
-  if (!report || report.findings.length === 0) return;
-  const at = deps.now?.() ?? Date.now();
-  const shown: ReminderReport = {
-    id: run.id,
-    channel: run.channel,
-    at,
-    slot: null,
-    limits: report.limits,
-    accounts: [
-      {
-        accountAlias: report.accountAlias,
-        accountId: report.accountId,
-        findings: report.findings.length,
-        summary: summarizeReport(report),
-        error: null,
-        generatedAt: report.generatedAt,
-      },
-    ],
-    findings: applySnoozes(report.findings, await deps.store.activeSnoozes(at)),
-    skipped: 0,
-  };
-  const pages = buildKeyAgePages(shown, findingButtonsFor(deps.config, deps.runbooks, run.channel));
-  await postPages(client, run.channel, pages, deps.log, run.messageTs);
-}
-
-/**
- * Wraps the run notifier so that a succeeded `key-age` run's findings follow its final "Done" line in
- * the thread, whichever way the run was started.
- */
-export function withKeyAgeFindings(
-  notifier: RunNotifier,
-  post: (run: RunRecord) => Promise<void>,
-  log: Logger,
-): RunNotifier {
-  const posted = new Set<string>();
-  return {
-    ...notifier,
-    async reply(run, text) {
-      await notifier.reply(run, text);
-      if (run.runbook !== 'key-age' || run.state !== 'succeeded' || posted.has(run.id)) return;
-      posted.add(run.id);
-      await post(run).catch((err: unknown) =>
-        log.warn({ err, runId: run.id }, 'could not post the findings'),
-      );
-    },
-  };
+  return view;
 }
