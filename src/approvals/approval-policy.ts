@@ -17,12 +17,23 @@ export interface ApproverDirectory {
   groupMembers(groupId: string): Promise<ReadonlySet<string>>;
 }
 
+/**
+ * Runbooks that make the same change as another runbook's Undo, with that Undo's risk (an Undo runs at its
+ * runbook's risk): they need at least the approvals that Undo needs, or typing the stand-alone command
+ * would skip an approver. restore-vpc puts back exactly what the Undo of isolate-vpc (destructive) does.
+ */
+const UNDO_EQUIVALENTS: Readonly<Record<string, { undoOf: string; risk: Risk }>> = {
+  'restore-vpc': { undoOf: 'isolate-vpc', risk: 'destructive' },
+};
+
 /** How many distinct approvals a runbook needs. Read-only runbooks need none. */
 export function requiredApprovals(config: Config, runbookId: string, risk: Risk): number {
   if (risk === 'read-only') return 0;
   const configured = config.approvals.runbooks[runbookId]?.required;
   // A changing runbook always needs at least one other person unless break-glass is used.
-  return Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
+  const own = Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
+  const equivalent = UNDO_EQUIVALENTS[runbookId];
+  return equivalent ? Math.max(own, requiredApprovals(config, equivalent.undoOf, equivalent.risk)) : own;
 }
 
 /**

@@ -253,11 +253,15 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     expect(victimRow).toMatchObject({ previousAclId: vpc.original.get(victim), state: 'isolated' });
     await expect(t.engine.retry(run.id, 'U0RESP', CHANNEL)).rejects.toThrow(/Only a partially applied run/);
 
-    // restore-vpc (mutating: one approval) puts every subnet back and deletes the quarantine ACL.
+    // restore-vpc (mutating, but the approvals of isolate-vpc's Undo: two) puts every subnet back and
+    // deletes the quarantine ACL.
     const restore = await request('restore-vpc', [vpc.vpcId]);
     if (!restore) throw new Error(`restore not planned: ${t.told.at(-1)?.text}`);
-    expect(restore.requiredApprovals).toBe(1);
-    const restored = await t.engine.decide(restore.id, 'U0LEAD1', 'approve', CHANNEL);
+    expect(restore.requiredApprovals).toBe(2);
+    expect((await t.engine.decide(restore.id, 'U0LEAD1', 'approve', CHANNEL)).state).toBe(
+      'awaiting_approval',
+    );
+    const restored = await t.engine.decide(restore.id, 'U0LEAD2', 'approve', CHANNEL);
     expect(restored.state).toBe('succeeded');
     expect(await currentAcls(ec2, vpc.vpcId)).toEqual(vpc.original);
     expect((await vpcAcls(ec2, vpc.vpcId)).filter((a) => hasQuarantineTag(a, vpc.vpcId))).toHaveLength(0);
