@@ -42,9 +42,7 @@ export async function loadAppHome(deps: AppHomeDeps, viewer: string, notice?: st
         ),
     );
     awaitingViewer = undecided.filter((r): r is RunRecord => r !== undefined);
-    awaitingReview = (await store.listRuns({ limit: 500 })).filter(
-      (r) => r.breakGlass && r.reviewState === 'pending' && r.requester !== viewer,
-    );
+    awaitingReview = (await store.listOwedReviews()).filter((r) => r.requester !== viewer);
   }
   const recentRuns = await store.listRuns({ requester: viewer, limit: 10 });
   const reminders: ReminderSummaryView[] = [];
