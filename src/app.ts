@@ -114,7 +114,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     });
   }
 
-  const directory = options.directory ?? createSlackDirectory(app.client);
+  const directory = options.directory ?? createSlackDirectory(app.client, { now });
   // A succeeded key-age run's findings follow in its thread (the engine is created just below).
   const notifier = withKeyAgeFindings(
     createSlackNotifier(app.client, log),

@@ -26,7 +26,8 @@ export interface AppHomeDeps {
 export async function loadAppHome(deps: AppHomeDeps, viewer: string, notice?: string): Promise<AppHomeInput> {
   const { store, engine } = deps;
   const config = engine.config;
-  const isApprover = await assertApprover(config, deps.directory, viewer).then(
+  // What the tab shows only: each of its buttons checks the approver again, at click time.
+  const isApprover = await assertApprover(config, deps.directory, viewer, 'recent').then(
     () => true,
     () => false,
   );
