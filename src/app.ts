@@ -112,7 +112,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     });
   }
 
-  const directory = options.directory ?? createSlackDirectory(app.client);
+  const directory = options.directory ?? createSlackDirectory(app.client, { now });
   const runbooks = options.runbooks ?? RUNBOOKS;
   // What runbooks show of a finished run beyond its card, by runbook id (see result-views.ts).
   const keyAgeView = createKeyAgeResultView(app.client, { config, runbooks, store, log, now });

@@ -11,18 +11,36 @@ export type Risk = 'read-only' | 'mutating' | 'destructive';
 
 const DEFAULT_REQUIRED: Record<Risk, number> = { 'read-only': 0, mutating: 1, destructive: 2 };
 
+/**
+ * How fresh a membership answer must be: `now` asks Slack (an approval is checked against the group at
+ * click time); `recent` may come from a short-lived cache (who may request, what `help` and the Home tab
+ * show: the click that acts is checked `now` again).
+ */
+export type Freshness = 'now' | 'recent';
+
 /** Looks up Slack user-group membership (implemented over the Slack API by the commands layer). */
 export interface ApproverDirectory {
-  /** The current members of a user group (S…). */
-  groupMembers(groupId: string): Promise<ReadonlySet<string>>;
+  /** The members of a user group (S…); `recent` when not said. */
+  groupMembers(groupId: string, freshness?: Freshness): Promise<ReadonlySet<string>>;
 }
+
+/**
+ * Runbooks that make the same change as another runbook's Undo, with that Undo's risk (an Undo runs at its
+ * runbook's risk): they need at least the approvals that Undo needs, or typing the stand-alone command
+ * would skip an approver. restore-vpc puts back exactly what the Undo of isolate-vpc (destructive) does.
+ */
+const UNDO_EQUIVALENTS: Readonly<Record<string, { undoOf: string; risk: Risk }>> = {
+  'restore-vpc': { undoOf: 'isolate-vpc', risk: 'destructive' },
+};
 
 /** How many distinct approvals a runbook needs. Read-only runbooks need none. */
 export function requiredApprovals(config: Config, runbookId: string, risk: Risk): number {
   if (risk === 'read-only') return 0;
   const configured = config.approvals.runbooks[runbookId]?.required;
   // A changing runbook always needs at least one other person unless break-glass is used.
-  return Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
+  const own = Math.max(configured ?? DEFAULT_REQUIRED[risk], 1);
+  const equivalent = UNDO_EQUIVALENTS[runbookId];
+  return equivalent ? Math.max(own, requiredApprovals(config, equivalent.undoOf, equivalent.risk)) : own;
 }
 
 /**
@@ -38,13 +56,17 @@ export function isBreakGlass(config: Config, userId: string): boolean {
   return config.approvals.breakGlass.includes(userId);
 }
 
-/** Whether `userId` is listed directly or through a group; throws NotAllowedError when not. */
+/**
+ * Whether `userId` is listed directly or through a group; throws NotAllowedError when not. Group
+ * membership is asked of Slack `now` unless the caller only shows something (`recent`).
+ */
 export async function assertApprover(
   config: Config,
   directory: ApproverDirectory,
   userId: string,
+  freshness: Freshness = 'now',
 ): Promise<void> {
-  if (await isListed(config.approvals.approvers, directory, userId)) return;
+  if (await isListed(config.approvals.approvers, directory, userId, freshness)) return;
   throw new NotAllowedError(
     'You are not an approver for quell. Approvers are listed in `approvals.approvers` of the configuration; ask your security lead to add you or your user group.',
     'approvals.approvers',
@@ -60,7 +82,7 @@ export async function assertRequester(
   userId: string,
 ): Promise<void> {
   const requesters = config.approvals.runbooks[runbookId]?.requesters;
-  if (!requesters || (await isListed(requesters, directory, userId))) return;
+  if (!requesters || (await isListed(requesters, directory, userId, 'recent'))) return;
   throw new NotAllowedError(
     `You may not request \`${runbookId}\`: \`approvals.runbooks.${runbookId}.requesters\` does not list you or a group of yours. Ask your security lead.`,
     `approvals.runbooks.${runbookId}.requesters`,
@@ -72,11 +94,12 @@ async function isListed(
   principals: readonly string[],
   directory: ApproverDirectory,
   userId: string,
+  freshness: Freshness,
 ): Promise<boolean> {
   if (principals.includes(userId)) return true;
   const groups = principals.filter((p) => p.startsWith('S'));
   for (const group of groups) {
-    if ((await directory.groupMembers(group)).has(userId)) return true;
+    if ((await directory.groupMembers(group, freshness)).has(userId)) return true;
   }
   return false;
 }

@@ -1,8 +1,10 @@
 /**
  * disable-key: deactivate an IAM user's access key and revoke the sessions already minted from the
- * user's credentials (an inline deny on `aws:TokenIssueTime` earlier than the approval, the pattern of
- * the console's "revoke active sessions"). Undo re-activates the key and removes (or restores) the deny.
+ * user's credentials (an inline deny on `aws:TokenIssueTime` earlier than the moment the key is confirmed
+ * Inactive plus a margin for IAM propagation, the pattern of the console's "revoke active sessions").
+ * Undo re-activates the key and removes (or restores) the deny.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteUserPolicyCommand,
   GetAccessKeyLastUsedCommand,
@@ -62,6 +64,8 @@ type DisableKeyData = {
 type DisableKeyResult = {
   keyDeactivated: boolean;
   policyAttached: boolean;
+  /** When a read-back first showed the key Inactive (ISO 8601), or null when none did. */
+  keyConfirmedInactiveAt: string | null;
   tokenIssueTimeBefore: string;
   failures: string[];
 };
@@ -87,6 +91,19 @@ export function iamRegionFor(roleArn: string): string {
 export function revokePolicyName(keyId: string): string {
   return `quell-revoke-sessions-${keyId}`;
 }
+
+/**
+ * How far past the moment a read-back shows the key Inactive the revocation cutoff lies. IAM is eventually
+ * consistent (IAM User Guide, "Changes that I make are not always immediately visible"): for a while after
+ * UpdateAccessKey another endpoint may still accept the key, and a session minted there then lives up to
+ * 36 hours (GetSessionToken). Sessions of the user issued within the margin are denied too.
+ */
+export const IAM_PROPAGATION_MARGIN_MS = 5 * 60_000;
+const MARGIN_TEXT = `${IAM_PROPAGATION_MARGIN_MS / 60_000} minutes`;
+
+/** Read-backs of the key's status after UpdateAccessKey, one second apart, before giving up. */
+const CONFIRM_ATTEMPTS = 5;
+const CONFIRM_INTERVAL_MS = 1_000;
 
 /** The deny-all policy for sessions issued before `before` (the console's "revoke active sessions"). */
 export function revokeSessionsPolicy(before: Date): string {
@@ -193,7 +210,7 @@ async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Pla
     params: {
       UserName: owner.userName,
       PolicyName: policyName,
-      PolicyDocument: 'Deny * on * when aws:TokenIssueTime < <approval time>',
+      PolicyDocument: `Deny * on * when aws:TokenIssueTime < <the time the key reads back Inactive> + ${MARGIN_TEXT} (IAM propagation)`,
     },
   });
   const notes: string[] = [];
@@ -204,7 +221,7 @@ async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Pla
       `\`${policyName}\` already exists from an earlier run; it is replaced with the new time (undo restores it).`,
     );
   notes.push(
-    `Every temporary session of \`${owner.userName}\` issued before the approval is denied; other active keys keep working.`,
+    `The session cutoff is taken after the key reads back Inactive, plus ${MARGIN_TEXT} for IAM to propagate the change: every temporary session of \`${owner.userName}\` issued before then is denied, including one minted from this key while it was being turned off (and any the user starts with another key in those ${MARGIN_TEXT}). The user's other active keys keep working.`,
   );
   return {
     summary:
@@ -240,52 +257,99 @@ async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Pla
   };
 }
 
+/**
+ * Reads the key back until it shows Inactive (IAM is eventually consistent), a second apart; returns the
+ * time of the read that showed it, or null.
+ */
+async function confirmInactive(ctx: RunContext, iam: IAMClient, userName: string, keyId: string) {
+  for (let attempt = 0; attempt < CONFIRM_ATTEMPTS; attempt++) {
+    if (attempt > 0) await sleep(CONFIRM_INTERVAL_MS, undefined, { signal: ctx.signal });
+    const key = await findKey(iam, userName, keyId);
+    if (key?.Status === 'Inactive') return ctx.now();
+  }
+  return null;
+}
+
+/**
+ * Turns the key off, reads it back until it shows Inactive, and only then writes the session deny, with
+ * the cutoff at that moment plus the propagation margin: a session minted from the key after the approval
+ * but before the key was really off is issued before the cutoff, and denied.
+ */
 async function executeDisable(
   ctx: RunContext,
   plan: Plan<DisableKeyData>,
 ): Promise<Outcome<DisableKeyResult>> {
   const { keyId, userName, policyName, statusBefore } = plan.data;
   const iam = ctx.aws.client(IAMClient);
-  const before = ctx.approvedAt ?? ctx.now();
-  // Both changes are independent: send them together so the key is disabled after one round trip.
-  const [update, put] = await Promise.allSettled([
-    statusBefore === 'Active'
-      ? iam.send(new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: keyId, Status: 'Inactive' }), {
+  const failures: string[] = [];
+  let keyDeactivated = false;
+  if (statusBefore === 'Active') {
+    try {
+      await iam.send(
+        new UpdateAccessKeyCommand({ UserName: userName, AccessKeyId: keyId, Status: 'Inactive' }),
+        {
           abortSignal: ctx.signal,
-        })
-      : Promise.resolve(undefined),
-    iam.send(
+        },
+      );
+      keyDeactivated = true;
+    } catch (error) {
+      failures.push(messageOf(error));
+    }
+  }
+  let confirmedAt: Date | null = null;
+  if (failures.length === 0) {
+    confirmedAt = await confirmInactive(ctx, iam, userName, keyId);
+    if (!confirmedAt)
+      failures.push(
+        `${keyId} did not read back as Inactive after ${CONFIRM_ATTEMPTS} tries; check it in the IAM console.`,
+      );
+  }
+  // Even when the key could not be turned off, the sessions issued so far are revoked.
+  const before = new Date((confirmedAt ?? ctx.now()).getTime() + IAM_PROPAGATION_MARGIN_MS);
+  let policyAttached = false;
+  try {
+    await iam.send(
       new PutUserPolicyCommand({
         UserName: userName,
         PolicyName: policyName,
         PolicyDocument: revokeSessionsPolicy(before),
       }),
-      {
-        abortSignal: ctx.signal,
-      },
-    ),
-  ]);
-  const failures = [update, put].flatMap((r) => (r.status === 'rejected' ? [messageOf(r.reason)] : []));
-  const keyDeactivated = statusBefore === 'Active' && update.status === 'fulfilled';
-  const policyAttached = put.status === 'fulfilled';
+      { abortSignal: ctx.signal },
+    );
+    policyAttached = true;
+  } catch (error) {
+    failures.push(messageOf(error));
+  }
+  const cutoff = before.toISOString();
+  const why = confirmedAt
+    ? `the key read back Inactive at ${confirmedAt.toISOString()}, plus ${MARGIN_TEXT} for IAM propagation`
+    : `the key was NOT confirmed Inactive; ${MARGIN_TEXT} after the attempt`;
   return {
     ok: failures.length === 0,
     summary:
       failures.length === 0
-        ? `${statusBefore === 'Active' ? `Deactivated ${keyId}` : `${keyId} was already Inactive`}; sessions of ${userName} issued before ${before.toISOString()} are denied.`
-        : `Partly applied: key ${keyDeactivated ? 'deactivated' : statusBefore === 'Inactive' ? 'already inactive' : 'NOT deactivated'}, session deny ${policyAttached ? 'attached' : 'NOT attached'}.`,
+        ? `${statusBefore === 'Active' ? `Deactivated ${keyId}` : `${keyId} was already Inactive`}; sessions of ${userName} issued before ${cutoff} are denied (${why}).`
+        : `Partly applied: key ${keyDeactivated ? (confirmedAt ? 'deactivated' : 'deactivated but not confirmed Inactive') : statusBefore === 'Inactive' ? (confirmedAt ? 'already inactive' : 'NOT confirmed Inactive') : 'NOT deactivated'}, session deny ${policyAttached ? `attached (sessions issued before ${cutoff})` : 'NOT attached'}. ${failures.join(' ')}`,
     facts: [
       [
         'Key',
         keyDeactivated
-          ? 'Inactive (changed)'
+          ? confirmedAt
+            ? `Inactive (changed; read back at ${confirmedAt.toISOString()})`
+            : 'deactivated, NOT confirmed Inactive'
           : statusBefore === 'Inactive'
             ? 'Inactive (unchanged)'
             : 'unchanged',
       ],
-      ['Sessions revoked', policyAttached ? `issued before ${before.toISOString()}` : 'no'],
+      ['Sessions revoked', policyAttached ? `issued before ${cutoff} (${why})` : 'no'],
     ],
-    data: { keyDeactivated, policyAttached, tokenIssueTimeBefore: before.toISOString(), failures },
+    data: {
+      keyDeactivated,
+      policyAttached,
+      keyConfirmedInactiveAt: confirmedAt?.toISOString() ?? null,
+      tokenIssueTimeBefore: cutoff,
+      failures,
+    },
   };
 }
 
@@ -489,7 +553,7 @@ export const disableKey = defineRunbook({
   access: 'respond',
   iam: {
     plan: ['iam:GetAccessKeyLastUsed', 'iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPolicy'],
-    execute: ['iam:UpdateAccessKey', 'iam:PutUserPolicy'],
+    execute: ['iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:PutUserPolicy'],
     undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
   },
   // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).

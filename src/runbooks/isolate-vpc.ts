@@ -130,19 +130,57 @@ function hasRule(entries: NetworkAclEntry[] | undefined, rule: QuarantineRule): 
   );
 }
 
+/**
+ * The rules an ACL's owner wrote: everything except AWS's own catch-all deny at rule 32767, which no API
+ * call can create, change or delete (an entry numbered 32767 that allows is not AWS's, and counts).
+ */
+function ownEntries(acl: NetworkAcl): NetworkAclEntry[] {
+  return (acl.Entries ?? []).filter((e) => !(e.RuleNumber === AWS_DEFAULT_RULE && e.RuleAction === 'deny'));
+}
+
 /** Whether an ACL's own rules (ignoring AWS's catch-all) are exactly the quarantine rules for `allow`. */
 function hasExactlyRules(acl: NetworkAcl, allow: string | null): boolean {
-  const own = (acl.Entries ?? []).filter((e) => e.RuleNumber !== AWS_DEFAULT_RULE);
+  const own = ownEntries(acl);
   const wanted = quarantineRules(allow);
   return own.length === wanted.length && wanted.every((rule) => hasRule(own, rule));
+}
+
+/** The ACL's own rules that are not among the quarantine rules for `allow`, described for a summary. */
+function foreignRules(acl: NetworkAcl, allow: string | null): string[] {
+  const wanted = quarantineRules(allow);
+  return ownEntries(acl)
+    .filter((e) => !wanted.some((rule) => hasRule([e], rule)))
+    .map(
+      (e) =>
+        `rule ${e.RuleNumber} ${e.Egress ? 'egress' : 'ingress'} ${e.RuleAction} ${e.CidrBlock ?? e.Ipv6CidrBlock ?? ''}`,
+    );
+}
+
+/** Why an ACL that is not a quarantine is not one: the rules it has beyond the quarantine's, else the missing ones. */
+function whyNotQuarantine(acl: NetworkAcl | undefined, allow: string | null): string {
+  if (!acl) return 'the ACL is gone';
+  const extra = foreignRules(acl, allow);
+  return extra.length > 0 ? `it has ${list(extra, 3)}` : 'its deny-all rules are missing';
+}
+
+/**
+ * Whether `acl` isolates the subnets on it, judged by its rules alone: exactly the deny-all entries (both
+ * directions, IPv4 and IPv6) and nothing else, or those plus the forensic allow `allow` that this run
+ * asked for. Tags prove nothing: anyone who may tag an ACL can tag an allow-all one `quell-quarantine`.
+ */
+export function enforcesQuarantine(acl: NetworkAcl, allow: string | null): boolean {
+  return hasExactlyRules(acl, null) || (allow !== null && hasExactlyRules(acl, allow));
 }
 
 function tagOf(tags: Tag[] | undefined, key: string): string | undefined {
   return tags?.find((t) => t.Key === key)?.Value;
 }
 
-/** Whether `acl` is a quell quarantine ACL of `vpcId`. */
-export function isQuarantineAcl(acl: NetworkAcl, vpcId: string): boolean {
+/**
+ * Whether `acl` carries quell's quarantine tag for `vpcId`: a label that finds the ACLs quell created
+ * (to reuse, restore from or delete), never proof that a subnet on it is isolated (see enforcesQuarantine).
+ */
+export function hasQuarantineTag(acl: NetworkAcl, vpcId: string): boolean {
   return tagOf(acl.Tags, TAG.quarantine) === vpcId;
 }
 
@@ -249,11 +287,17 @@ function isolateMaterial(
   own: { subnetId: string; previousAclId: string; quarantineAclId: string }[],
 ): Json {
   const subnets: Record<string, string> = {};
+  // Subnets the plan leaves where they are because their ACL's rules already deny all traffic: the
+  // approval rests on those rules too, so opening one of those ACLs after the plan supersedes the run.
+  const alreadyIsolated: string[] = [];
+  const aclById = new Map(acls.map((a) => [a.NetworkAclId ?? '', a]));
   for (const [subnetId, { aclId }] of associationsOf(acls)) {
     // A subnet this run already moved counts as being on the ACL it was on when the run was approved, so
     // that a retry of a partly applied run is not taken for a changed world.
     const mine = own.find((r) => r.subnetId === subnetId && r.quarantineAclId === aclId);
     subnets[subnetId] = mine ? mine.previousAclId : aclId;
+    const acl = aclById.get(aclId);
+    if (!mine && acl && enforcesQuarantine(acl, data.allow)) alreadyIsolated.push(subnetId);
   }
   return {
     accountId: ctx.account.id,
@@ -262,6 +306,7 @@ function isolateMaterial(
     isDefault: data.isDefault,
     allow: data.allow,
     subnets,
+    alreadyIsolated: alreadyIsolated.sort(),
     reusableAclId: findReusableAcl(acls, data.vpcId, data.allow, ctx.runId)?.NetworkAclId ?? null,
   };
 }
@@ -275,7 +320,7 @@ function findReusableAcl(
 ): NetworkAcl | undefined {
   return acls
     .filter(
-      (a) => isQuarantineAcl(a, vpcId) && tagOf(a.Tags, TAG.runId) !== runId && hasExactlyRules(a, allow),
+      (a) => hasQuarantineTag(a, vpcId) && tagOf(a.Tags, TAG.runId) !== runId && hasExactlyRules(a, allow),
     )
     .sort(
       (a, b) =>
@@ -371,22 +416,33 @@ async function planIsolate(ctx: RunContext, input: IsolateVpcInput): Promise<Pla
 
   const moves: IsolateData['moves'] = [];
   const alreadyQuarantined: IsolateData['alreadyQuarantined'] = [];
+  // Subnets on an ACL tagged as a quarantine whose rules let traffic through: named, and moved like any other.
+  const posing: { subnetId: string; aclId: string }[] = [];
   const lines: string[] = [];
   for (const subnet of [...subnets].sort((a, b) => String(a.SubnetId).localeCompare(String(b.SubnetId)))) {
     const subnetId = subnet.SubnetId ?? '';
     const { aclId } = associations.get(subnetId) ?? { aclId: '' };
     const acl = aclById.get(aclId);
-    const quarantined = acl !== undefined && isQuarantineAcl(acl, vpcId);
+    const quarantined = acl !== undefined && enforcesQuarantine(acl, allow);
+    const tagged = !quarantined && acl !== undefined && hasQuarantineTag(acl, vpcId);
     (quarantined ? alreadyQuarantined : moves).push({ subnetId, aclId });
+    if (tagged) posing.push({ subnetId, aclId });
     const name = tagOf(subnet.Tags, 'Name');
     const count = (n: number, what: string) => (n > 0 ? `, ${n} ${what}${n === 1 ? '' : 's'}` : '');
+    const label = acl?.IsDefault
+      ? ' (default ACL)'
+      : quarantined
+        ? ' (quarantine: deny-all rules)'
+        : tagged
+          ? ' (tagged as a quarantine, but its rules let traffic through: NOT isolated)'
+          : '';
     lines.push(
-      `${subnetId}${name ? ` (${name})` : ''} ${subnet.CidrBlock ?? ''} on ${aclId}${acl?.IsDefault ? ' (default ACL)' : quarantined ? ' (quarantine)' : ''}${count(instances.filter((i) => i.subnetId === subnetId).length, 'instance')}${count(enis.filter((e) => e.subnetId === subnetId).length, 'ENI')}`,
+      `${subnetId}${name ? ` (${name})` : ''} ${subnet.CidrBlock ?? ''} on ${aclId}${label}${count(instances.filter((i) => i.subnetId === subnetId).length, 'instance')}${count(enis.filter((e) => e.subnetId === subnetId).length, 'ENI')}`,
     );
   }
   if (moves.length === 0) {
     throw new PlanRefusedError(
-      `Every subnet of \`${vpcId}\` is already on a quell quarantine ACL (${list([...new Set(alreadyQuarantined.map((s) => s.aclId))])}); there is nothing to isolate. \`restore-vpc ${vpcId}\` puts them back.`,
+      `Every subnet of \`${vpcId}\` is already on an ACL whose rules deny all traffic (${list([...new Set(alreadyQuarantined.map((s) => s.aclId))])}); there is nothing to isolate. \`restore-vpc ${vpcId}\` puts them back.`,
     );
   }
 
@@ -437,9 +493,14 @@ async function planIsolate(ctx: RunContext, input: IsolateVpcInput): Promise<Pla
       `Reuses quarantine ACL ${reusable.NetworkAclId} left by run ${tagOf(reusable.Tags, TAG.runId) ?? 'unknown'}: it already has exactly these rules.`,
     );
   }
+  if (posing.length > 0) {
+    notes.push(
+      `NOT isolated: ${list(posing.map((s) => s.subnetId))} ${posing.length === 1 ? 'is' : 'are'} on ${list([...new Set(posing.map((s) => s.aclId))])}, tagged \`${TAG.quarantine}=${vpcId}\` but not a quarantine by its rules (${whyNotQuarantine(aclById.get(posing[0]?.aclId ?? ''), allow)}). quell goes by the rules, not the tag: ${posing.length === 1 ? 'it moves' : 'they move'} onto the quarantine ACL like every other subnet.`,
+    );
+  }
   if (alreadyQuarantined.length > 0) {
     notes.push(
-      `${alreadyQuarantined.length} subnet(s) are already on a quarantine ACL and stay there: ${list(alreadyQuarantined.map((s) => s.subnetId))}.`,
+      `${alreadyQuarantined.length} subnet(s) are already on an ACL whose rules deny all traffic${allow ? ` (except ${allow})` : ''}, and stay there: ${list(alreadyQuarantined.map((s) => s.subnetId))}.`,
     );
   }
   if (allow) {
@@ -520,7 +581,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
   // else a new one. The client token makes a repeated create return the same ACL.
   let quarantine = reuseAclId
     ? acls.find((a) => a.NetworkAclId === reuseAclId)
-    : acls.find((a) => isQuarantineAcl(a, vpcId) && tagOf(a.Tags, TAG.runId) === ctx.runId);
+    : acls.find((a) => hasQuarantineTag(a, vpcId) && tagOf(a.Tags, TAG.runId) === ctx.runId);
   if (!quarantine) {
     const out = await ec2.send(
       new CreateNetworkAclCommand({
@@ -546,6 +607,33 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
   const quarantineAclId = quarantine?.NetworkAclId;
   if (!quarantineAclId) throw new PlanRefusedError('AWS created the network ACL but returned no id.');
   result.quarantineAclId = quarantineAclId;
+
+  // A quarantine ACL with rules quell did not write (someone added an allow to the reused ACL, or to this
+  // run's own ACL between attempts) would let traffic through: no subnet moves onto it.
+  const foreign = quarantine ? foreignRules(quarantine, allow) : [];
+  if (foreign.length > 0) {
+    result.failed = moves.map((m) => ({ subnetId: m.subnetId, error: 'quarantine ACL has foreign rules' }));
+    return {
+      ok: false,
+      partial: result.created,
+      summary: `Quarantine ACL ${quarantineAclId} has rules quell did not write (${list(foreign, 5)}): it would not isolate anything, so no subnet was moved. NOT isolated: ${list(
+        moves.map((m) => m.subnetId),
+        20,
+      )}. Request isolate-vpc again: it plans a new quarantine ACL.`,
+      facts: [
+        ['Quarantine ACL', `${quarantineAclId}, foreign rules: ${list(foreign, 5)}`],
+        ['Isolated', 'none'],
+        [
+          'Not isolated',
+          list(
+            moves.map((m) => m.subnetId),
+            20,
+          ),
+        ],
+      ],
+      data: result,
+    };
+  }
 
   // 2. Its rules, all at once; only those missing (a retry finds the ones already written).
   const missingRules = quarantineRules(allow).filter((rule) => !hasRule(quarantine?.Entries, rule));
@@ -661,6 +749,11 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
   };
 }
 
+/**
+ * Reads back, for every subnet of the VPC, the rules of the ACL it is on now: a subnet counts as isolated
+ * only when those rules deny all traffic (see enforcesQuarantine), whatever the ACL is tagged. Every other
+ * subnet is named NOT isolated, and the run is not `succeeded`.
+ */
 async function verifyIsolate(
   ctx: RunContext,
   plan: Plan<IsolateData>,
@@ -670,25 +763,36 @@ async function verifyIsolate(
   const { vpcId, allow } = plan.data;
   const quarantineAclId = result.data.quarantineAclId;
   const acls = await listVpcAcls(ec2, vpcId);
-  const quarantineIds = new Set(acls.filter((a) => isQuarantineAcl(a, vpcId)).map((a) => a.NetworkAclId));
-  const outside = [...associationsOf(acls)]
-    .filter(([, a]) => !quarantineIds.has(a.aclId))
-    .map(([subnetId, a]) => `${subnetId} (on ${a.aclId})`);
-  const total = associationsOf(acls).size;
+  const aclById = new Map(acls.map((a) => [a.NetworkAclId ?? '', a]));
+  const associations = associationsOf(acls);
+  const total = associations.size;
+  const outside: string[] = [];
+  const reasons = new Map<string, string>();
+  for (const [subnetId, { aclId }] of [...associations].sort(([a], [b]) => a.localeCompare(b))) {
+    const acl = aclById.get(aclId);
+    if (acl && enforcesQuarantine(acl, allow)) continue;
+    outside.push(`${subnetId} (on ${aclId})`);
+    if (!reasons.has(aclId))
+      reasons.set(
+        aclId,
+        `${aclId}${acl && hasQuarantineTag(acl, vpcId) ? ' is tagged as a quarantine but' : ''}: ${whyNotQuarantine(acl, allow)}`,
+      );
+  }
   const quarantine = acls.find((a) => a.NetworkAclId === quarantineAclId);
-  const rulesOk =
-    quarantine !== undefined && quarantineRules(allow).every((r) => hasRule(quarantine.Entries, r));
+  const rulesOk = quarantine !== undefined && hasExactlyRules(quarantine, allow);
   const ok = outside.length === 0 && rulesOk;
+  const isolated = total - outside.length;
   return {
     ok,
     summary: ok
-      ? `Verified: all ${total} subnet(s) of ${vpcId} are on the quarantine ACL, its deny-all rules are in place.`
-      : `Verification: ${total - outside.length} of ${total} subnet(s) on the quarantine ACL${outside.length ? `; not isolated: ${list(outside, 20)}` : ''}${rulesOk ? '' : '; the quarantine rules are not all in place'}.`,
+      ? `Verified rule by rule: all ${total} subnet(s) of ${vpcId} are on an ACL that denies all traffic${allow ? ` except ${allow}` : ''}.`
+      : `Verification: ${isolated} of ${total} subnet(s) isolated.${outside.length ? ` NOT isolated: ${list(outside, 20)}; ${[...reasons.values()].join('; ')}.` : ''}${rulesOk ? '' : ` The quarantine ACL ${quarantineAclId ?? '(none)'} does not have exactly its deny-all rules${quarantine ? ` (${whyNotQuarantine(quarantine, allow)})` : ''}.`}`,
     facts: [
-      ['Subnets on quarantine', `${total - outside.length}/${total}`],
-      ['Quarantine rules', rulesOk ? 'deny-all in place' : 'incomplete'],
+      ['Subnets isolated', `${isolated}/${total}`],
+      ['NOT isolated', list(outside, 20)],
+      ['Quarantine rules', rulesOk ? 'exactly deny-all in place' : 'not as written'],
     ],
-    data: { onQuarantine: total - outside.length, total, outside, rulesOk },
+    data: { onQuarantine: isolated, total, outside, rulesOk },
   };
 }
 
@@ -722,7 +826,7 @@ export async function planRestore(ctx: RunContext, vpcId: string): Promise<Plan<
   const where = `account \`${ctx.account.alias}\` (${ctx.account.id}), ${ctx.region}`;
   const quarantineIds = new Set([
     ...open.map((r) => r.quarantineAclId),
-    ...acls.filter((a) => isQuarantineAcl(a, vpcId)).map((a) => a.NetworkAclId ?? ''),
+    ...acls.filter((a) => hasQuarantineTag(a, vpcId)).map((a) => a.NetworkAclId ?? ''),
   ]);
   if (open.length === 0 && ![...quarantineIds].some((id) => acls.some((a) => a.NetworkAclId === id))) {
     throw new PlanRefusedError(
@@ -773,10 +877,13 @@ export async function planRestore(ctx: RunContext, vpcId: string): Promise<Plan<
     moves.push({ subnetId, fromAclId: now.aclId, toAclId: target });
   }
   const movedAway = new Set(moves.map((m) => m.subnetId));
+  // A tagged ACL can also be where a subnet was before (isolate-vpc moves subnets off an ACL that is tagged
+  // as a quarantine but does not deny traffic): it is kept for the subnets going back onto it.
+  const targets = new Set(moves.map((m) => m.toAclId));
   const deleteAclIds: string[] = [];
   for (const aclId of [...quarantineIds].sort()) {
     const acl = acls.find((a) => a.NetworkAclId === aclId);
-    if (!acl) continue;
+    if (!acl || targets.has(aclId)) continue;
     const staying = (acl.Associations ?? []).map((a) => a.SubnetId ?? '').filter((s) => !movedAway.has(s));
     if (staying.length === 0) deleteAclIds.push(aclId);
     else notes.push(`Quarantine ACL ${aclId} is kept: ${list(staying)} still use it.`);
@@ -937,7 +1044,7 @@ export async function verifyRestore(
       ['Subnets back', `${plan.data.moves.length - wrong.length}/${plan.data.moves.length}`],
       [
         'Quarantine ACLs left',
-        list(acls.filter((a) => isQuarantineAcl(a, plan.data.vpcId)).map((a) => a.NetworkAclId ?? '')),
+        list(acls.filter((a) => hasQuarantineTag(a, plan.data.vpcId)).map((a) => a.NetworkAclId ?? '')),
       ],
     ],
     data: { wrong, lingering },

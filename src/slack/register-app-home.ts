@@ -26,7 +26,8 @@ export interface AppHomeDeps {
 export async function loadAppHome(deps: AppHomeDeps, viewer: string, notice?: string): Promise<AppHomeInput> {
   const { store, engine } = deps;
   const config = engine.config;
-  const isApprover = await assertApprover(config, deps.directory, viewer).then(
+  // What the tab shows only: each of its buttons checks the approver again, at click time.
+  const isApprover = await assertApprover(config, deps.directory, viewer, 'recent').then(
     () => true,
     () => false,
   );
@@ -42,9 +43,7 @@ export async function loadAppHome(deps: AppHomeDeps, viewer: string, notice?: st
         ),
     );
     awaitingViewer = undecided.filter((r): r is RunRecord => r !== undefined);
-    awaitingReview = (await store.listRuns({ limit: 500 })).filter(
-      (r) => r.breakGlass && r.reviewState === 'pending' && r.requester !== viewer,
-    );
+    awaitingReview = (await store.listOwedReviews()).filter((r) => r.requester !== viewer);
   }
   const recentRuns = await store.listRuns({ requester: viewer, limit: 10 });
   const reminders: ReminderSummaryView[] = [];

@@ -309,6 +309,13 @@ export class PostgresStore implements Store {
     return rows.map(toRun);
   }
 
+  async listOwedReviews(): Promise<RunRecord[]> {
+    const { rows } = await this.#query(
+      `SELECT * FROM runs WHERE break_glass AND review_state = 'pending' ORDER BY created_at DESC, id`,
+    );
+    return rows.map(toRun);
+  }
+
   async transition(
     id: string,
     from: readonly RunState[],

@@ -263,6 +263,18 @@ export class SqliteStore implements Store {
     });
   }
 
+  async listOwedReviews(): Promise<RunRecord[]> {
+    return this.#guard(() =>
+      (
+        this.#db
+          .prepare(
+            `SELECT * FROM runs WHERE break_glass = 1 AND review_state = 'pending' ORDER BY created_at DESC, id`,
+          )
+          .all() as Row[]
+      ).map(toRun),
+    );
+  }
+
   async transition(
     id: string,
     from: readonly RunState[],

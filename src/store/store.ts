@@ -204,6 +204,11 @@ export interface Store {
   getRun(id: string): Promise<RunRecord | undefined>;
   /** Runs of a requester or channel, newest first. */
   listRuns(filter: RunFilter): Promise<RunRecord[]>;
+  /**
+   * Every break-glass run whose post-hoc review is still owed (`reviewState` pending), newest first,
+   * however many newer runs there are.
+   */
+  listOwedReviews(): Promise<RunRecord[]>;
   /** Changes the state only if it is currently one of `from`; returns whether it did. */
   transition(
     id: string,

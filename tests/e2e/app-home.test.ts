@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReminderSchedule } from '../../src/schedule/reminder-slots.ts';
 import { HOME_ACTION } from '../../src/slack/build-app-home.ts';
 import type { Block } from '../../src/slack/build-run-card.ts';
+import type { RunRecord } from '../../src/store/store.ts';
 import {
   accountConfig,
   adminIam,
@@ -169,5 +170,53 @@ describe('App Home', () => {
     );
     expect(reviewed).toMatchObject([{ actor: 'U0LEAD1' }]);
     expect(buttonsOf(view).filter((b) => b.action_id === HOME_ACTION.review)).toEqual([]);
+  });
+
+  it('a break-glass run buried under 501 newer runs is still owed a review: 1 owed, 1 listed with its button', async () => {
+    // The operator runs without approval, then floods the store with cheap runs to push it out of sight.
+    const base = clock.now();
+    const run = (i: number, overrides: Partial<RunRecord>): RunRecord => ({
+      id: `rflood${String(i).padStart(7, '0')}`,
+      runbook: 'key-age',
+      kind: 'run',
+      parentRunId: null,
+      state: 'succeeded',
+      source: 'cli',
+      requester: 'U0ONCALL',
+      channel: 'cli',
+      reason: null,
+      input: { positional: [], options: {} },
+      accountAlias: 'prod',
+      accountId,
+      region: 'us-east-1',
+      plan: null,
+      planHash: null,
+      requiredApprovals: 0,
+      breakGlass: false,
+      reviewState: null,
+      expiresAt: null,
+      approvedAt: base + i,
+      messageTs: null,
+      result: null,
+      error: null,
+      createdAt: base + i,
+      updatedAt: base + i,
+      ...overrides,
+    });
+    const owed = run(0, {
+      runbook: 'disable-key',
+      requiredApprovals: 1,
+      breakGlass: true,
+      reviewState: 'pending',
+    });
+    await t.quell.store.createRun(owed);
+    for (let i = 1; i <= 501; i++) await t.quell.store.createRun(run(i, {}));
+    expect((await t.quell.store.listRuns({ limit: 500 })).some((r) => r.id === owed.id)).toBe(false);
+
+    const view = await open('U0LEAD2');
+    expect(JSON.stringify(view.blocks)).toContain(owed.id);
+    expect(buttonsOf(view).filter((b) => b.action_id === HOME_ACTION.review)).toEqual([
+      expect.objectContaining({ value: owed.id }),
+    ]);
   });
 });

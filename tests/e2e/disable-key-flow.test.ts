@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { revokePolicyName } from '../../src/runbooks/disable-key.ts';
+import { IAM_PROPAGATION_MARGIN_MS, revokePolicyName } from '../../src/runbooks/disable-key.ts';
 import {
   accountConfig,
   adminIam,
@@ -86,8 +86,12 @@ describe('disable-key from Slack to AWS and the audit log', () => {
     expect(policy).not.toBeNull();
     const statement = JSON.parse(policy ?? '{}').Statement[0];
     expect(statement.Effect).toBe('Deny');
+    // The cutoff is the moment the key read back Inactive plus the propagation margin, after the approval.
+    const confirmedAt = (done.result as { execute: { data: { keyConfirmedInactiveAt: string } } }).execute
+      .data.keyConfirmedInactiveAt;
+    expect(Date.parse(confirmedAt)).toBeGreaterThanOrEqual(done.approvedAt ?? Number.POSITIVE_INFINITY);
     expect(statement.Condition.DateLessThan['aws:TokenIssueTime']).toBe(
-      new Date(done.approvedAt ?? 0).toISOString(),
+      new Date(Date.parse(confirmedAt) + IAM_PROPAGATION_MARGIN_MS).toISOString(),
     );
 
     // The card was updated with the outcome, and the result went into its thread.

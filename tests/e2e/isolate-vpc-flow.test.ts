@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { isQuarantineAcl } from '../../src/runbooks/isolate-vpc.ts';
+import { hasQuarantineTag } from '../../src/runbooks/isolate-vpc.ts';
 import type { Block } from '../../src/slack/build-run-card.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
@@ -127,7 +127,7 @@ describe('isolate-vpc from Slack to EC2 and back', () => {
     expect(done.state).toBe('succeeded');
     await t.settle();
 
-    const quarantine = (await vpcAcls(ec2, vpc.vpcId)).find((a) => isQuarantineAcl(a, vpc.vpcId));
+    const quarantine = (await vpcAcls(ec2, vpc.vpcId)).find((a) => hasQuarantineTag(a, vpc.vpcId));
     for (const s of vpc.subnetIds)
       expect((await currentAcls(ec2, vpc.vpcId)).get(s)).toBe(quarantine?.NetworkAclId);
     expect(thread(done).some((text) => text.startsWith(`Done: Isolated 3 subnet(s) of ${vpc.vpcId}`))).toBe(
@@ -147,7 +147,7 @@ describe('isolate-vpc from Slack to EC2 and back', () => {
       'succeeded',
     );
     expect(await currentAcls(ec2, vpc.vpcId)).toEqual(vpc.original);
-    expect((await vpcAcls(ec2, vpc.vpcId)).some((a) => isQuarantineAcl(a, vpc.vpcId))).toBe(false);
+    expect((await vpcAcls(ec2, vpc.vpcId)).some((a) => hasQuarantineTag(a, vpc.vpcId))).toBe(false);
 
     await t.settle();
     const verify = await exec(process.execPath, ['bin/quell.js', 'audit', 'verify', '--db', t.dbUrl]);

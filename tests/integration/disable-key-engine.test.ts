@@ -16,7 +16,7 @@ import { RateLimiters } from '../../src/aws/rate-limits.ts';
 import { AwsSessions } from '../../src/aws/sessions.ts';
 import { ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { revokePolicyName } from '../../src/runbooks/disable-key.ts';
+import { IAM_PROPAGATION_MARGIN_MS, revokePolicyName } from '../../src/runbooks/disable-key.ts';
 import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import {
@@ -127,8 +127,12 @@ describe('disable-key through the engine against moto', () => {
     expect(await keyStatus(devIam, 'mallory', keyId)).toBe('Inactive');
     const policy = JSON.parse((await inlinePolicy(devIam, 'mallory', revokePolicyName(keyId))) ?? '{}');
     expect(policy.Statement[0]).toMatchObject({ Effect: 'Deny', Action: '*', Resource: '*' });
+    // The cutoff is the moment the key read back Inactive plus the propagation margin, after the approval.
+    const confirmedAt = (approved.result as { execute: { data: { keyConfirmedInactiveAt: string } } }).execute
+      .data.keyConfirmedInactiveAt;
+    expect(Date.parse(confirmedAt)).toBeGreaterThanOrEqual(approved.approvedAt ?? Number.POSITIVE_INFINITY);
     expect(policy.Statement[0].Condition.DateLessThan['aws:TokenIssueTime']).toBe(
-      new Date(approved.approvedAt ?? 0).toISOString(),
+      new Date(Date.parse(confirmedAt) + IAM_PROPAGATION_MARGIN_MS).toISOString(),
     );
 
     // Every AssumeRole of the run carries its identity: session name, source identity, tags, 900 s, external id.

@@ -10,7 +10,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { CreateSubnetCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyAuditChain } from '../../src/audit/chain.ts';
-import { isQuarantineAcl, TAG } from '../../src/runbooks/isolate-vpc.ts';
+import { hasQuarantineTag, TAG } from '../../src/runbooks/isolate-vpc.ts';
 import { buildRunCard } from '../../src/slack/build-run-card.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
@@ -114,7 +114,7 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
 
     // moto: every subnet on one new quarantine ACL tagged with the run, with explicit rules both ways.
     const acls = await vpcAcls(ec2, vpc.vpcId);
-    const quarantine = acls.filter((a) => isQuarantineAcl(a, vpc.vpcId));
+    const quarantine = acls.filter((a) => hasQuarantineTag(a, vpc.vpcId));
     expect(quarantine).toHaveLength(1);
     const q = quarantine[0];
     if (!q?.NetworkAclId) throw new Error('no quarantine ACL');
@@ -253,14 +253,18 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     expect(victimRow).toMatchObject({ previousAclId: vpc.original.get(victim), state: 'isolated' });
     await expect(t.engine.retry(run.id, 'U0RESP', CHANNEL)).rejects.toThrow(/Only a partially applied run/);
 
-    // restore-vpc (mutating: one approval) puts every subnet back and deletes the quarantine ACL.
+    // restore-vpc (mutating, but the approvals of isolate-vpc's Undo: two) puts every subnet back and
+    // deletes the quarantine ACL.
     const restore = await request('restore-vpc', [vpc.vpcId]);
     if (!restore) throw new Error(`restore not planned: ${t.told.at(-1)?.text}`);
-    expect(restore.requiredApprovals).toBe(1);
-    const restored = await t.engine.decide(restore.id, 'U0LEAD1', 'approve', CHANNEL);
+    expect(restore.requiredApprovals).toBe(2);
+    expect((await t.engine.decide(restore.id, 'U0LEAD1', 'approve', CHANNEL)).state).toBe(
+      'awaiting_approval',
+    );
+    const restored = await t.engine.decide(restore.id, 'U0LEAD2', 'approve', CHANNEL);
     expect(restored.state).toBe('succeeded');
     expect(await currentAcls(ec2, vpc.vpcId)).toEqual(vpc.original);
-    expect((await vpcAcls(ec2, vpc.vpcId)).filter((a) => isQuarantineAcl(a, vpc.vpcId))).toHaveLength(0);
+    expect((await vpcAcls(ec2, vpc.vpcId)).filter((a) => hasQuarantineTag(a, vpc.vpcId))).toHaveLength(0);
     // Nothing left to restore: a second restore-vpc is refused at planning.
     expect(await request('restore-vpc', [vpc.vpcId])).toBeUndefined();
     expect(t.told.at(-1)?.text).toMatch(/nothing to restore/i);

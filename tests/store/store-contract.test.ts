@@ -186,6 +186,18 @@ describe.each(BACKENDS)('$name store', ({ create }) => {
     expect(ids(await store.listRuns({ limit: 2 }))).toEqual([undo.id, c.id]);
   });
 
+  it('lists every owed break-glass review, newest first, however many newer runs there are', async () => {
+    const oldest = makeRun({ breakGlass: true, reviewState: 'pending', state: 'succeeded' });
+    const reviewed = makeRun({ breakGlass: true, reviewState: 'reviewed', state: 'succeeded' });
+    const normal = makeRun({ state: 'succeeded' });
+    const failed = makeRun({ breakGlass: true, reviewState: 'pending', state: 'failed' });
+    for (const r of [oldest, reviewed, normal, failed]) await store.createRun(r);
+    for (let i = 0; i < 510; i++) await store.createRun(makeRun({ state: 'succeeded' }));
+    expect((await store.listOwedReviews()).map((r) => r.id)).toEqual([failed.id, oldest.id]);
+    await store.patchRun(failed.id, { reviewState: 'reviewed' });
+    expect((await store.listOwedReviews()).map((r) => r.id)).toEqual([oldest.id]);
+  });
+
   it('transitions only from the expected states, with the patch', async () => {
     const run = makeRun({ state: 'approved' });
     await store.createRun(run);
