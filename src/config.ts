@@ -162,7 +162,8 @@ const ReminderSchema = z
 
 /**
  * Where runs and the audit chain live: `sqlite:<path>` for one process, `postgres://…` for several
- * replicas. A PostgreSQL password never goes in the file: it comes from PGPASSWORD in the environment.
+ * replicas. A PostgreSQL password never goes in the file: it comes from the Secrets Manager secret
+ * PGPASSWORD_SECRET_ARN names, or from PGPASSWORD in the environment.
  */
 export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
   if (/^sqlite:.+/.test(url)) return;
@@ -185,7 +186,7 @@ export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
     ctx.addIssue({
       code: 'custom',
       message:
-        'must not contain the database password (secrets never go in this file): remove it from the URL and set PGPASSWORD in the environment',
+        'must not contain the database password (secrets never go in this file): remove it from the URL and set PGPASSWORD_SECRET_ARN (a Secrets Manager secret) or PGPASSWORD in the environment',
     });
   }
 });
