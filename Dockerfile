@@ -2,8 +2,11 @@
 #
 #   docker build -t quell .
 #   docker run --read-only -v quell-data:/data -v "$PWD/quell.yaml:/config/quell.yaml:ro" \
-#     -e SLACK_BOT_TOKEN -e SLACK_APP_TOKEN -p 3000:3000 quell
+#     -e SLACK_BOT_TOKEN_SECRET_ARN -e SLACK_APP_TOKEN_SECRET_ARN -e AWS_REGION -p 3000:3000 quell
 #
+# The Slack tokens (and with PostgreSQL, PGPASSWORD_SECRET_ARN's password) are read from AWS Secrets
+# Manager at start, with the AWS credentials of the host (instance profile, ECS task role): only their
+# ARNs are in the environment, never the values, so `docker inspect` shows no secret (docs/secrets.md).
 # The image writes only to /data: point storage.url at it in quell.yaml (sqlite:/data/quell.db).
 # See docs/deployment.md, "Docker image".
 

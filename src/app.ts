@@ -12,6 +12,7 @@ import type { AwsSessions } from './aws/sessions.ts';
 import { composeCore } from './compose-core.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { redactDatabaseUrl } from './open-store.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine/engine.ts';
 import { newReplicaId } from './runbooks/engine/orphaned-runs.ts';
@@ -29,7 +30,6 @@ import { registerHandlers } from './slack/register-handlers.ts';
 import { indexResultViews, withResultViews } from './slack/result-views.ts';
 import { createSlackDirectory } from './slack/slack-directory.ts';
 import { createSlackNotifier } from './slack/slack-notifier.ts';
-import { redactDatabaseUrl } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 
 /** The Slack secrets the chosen mode needs. */

@@ -12,7 +12,7 @@ import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
 import { AwsSessions } from './aws/sessions.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { openStore } from './store/open-store.ts';
+import { openStore } from './open-store.ts';
 import type { Store } from './store/store.ts';
 
 /** What composeCore builds. */

@@ -79,6 +79,19 @@ const AccountSchema = z
     }
   });
 
+/**
+ * The ARN STS GetCallerIdentity returns for a person's AWS credentials: an IAM user
+ * (`arn:aws:iam::111111111111:user/alice`), an assumed role's session
+ * (`arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123abcd/alice@example.com`) or a
+ * federated user. Exact ARNs only: a pattern could make one person look like another.
+ */
+export const AwsIdentityArnSchema = z
+  .string()
+  .regex(
+    /^arn:aws[a-z-]*:(?:iam::\d{12}:user\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]+|sts::\d{12}:(?:assumed-role\/[\w+=,.@-]+\/|federated-user\/)[\w+=,.@-]+)$/,
+    'must be the exact ARN `aws sts get-caller-identity` prints: arn:aws:iam::<account>:user/<name>, arn:aws:sts::<account>:assumed-role/<role>/<session> or arn:aws:sts::<account>:federated-user/<name>',
+  );
+
 const RunbookApprovalSchema = z
   .object({
     required: z.number().int().min(0).max(5),
@@ -149,7 +162,8 @@ const ReminderSchema = z
 
 /**
  * Where runs and the audit chain live: `sqlite:<path>` for one process, `postgres://…` for several
- * replicas. A PostgreSQL password never goes in the file: it comes from PGPASSWORD in the environment.
+ * replicas. A PostgreSQL password never goes in the file: it comes from the Secrets Manager secret
+ * PGPASSWORD_SECRET_ARN names, or from PGPASSWORD in the environment.
  */
 export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
   if (/^sqlite:.+/.test(url)) return;
@@ -172,7 +186,7 @@ export const StorageUrlSchema = z.string().superRefine((url, ctx) => {
     ctx.addIssue({
       code: 'custom',
       message:
-        'must not contain the database password (secrets never go in this file): remove it from the URL and set PGPASSWORD in the environment',
+        'must not contain the database password (secrets never go in this file): remove it from the URL and set PGPASSWORD_SECRET_ARN (a Secrets Manager secret) or PGPASSWORD in the environment',
     });
   }
 });
@@ -299,6 +313,12 @@ export const ConfigSchema = z
         }),
         runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
         breakGlass: z.array(SlackUserIdSchema).default([]),
+        /**
+         * Each person's AWS identities, by Slack user id: how a break-glass CLI operator (known only by
+         * the AWS identity they prove) is matched with per-runbook `requesters` and kept from reviewing
+         * their own run (docs/cli.md).
+         */
+        identities: z.record(SlackUserIdSchema, z.array(AwsIdentityArnSchema).min(1)).default({}),
       })
       .strict()
       .prefault({}),

@@ -90,6 +90,56 @@ export async function assertRequester(
   );
 }
 
+/** The Slack users `approvals.identities` gives an AWS identity (ARN) to; none for an unknown one. */
+export function slackUsersOf(config: Config, awsIdentity: string | undefined): string[] {
+  if (awsIdentity === undefined) return [];
+  return Object.entries(config.approvals.identities)
+    .filter(([, arns]) => arns.includes(awsIdentity))
+    .map(([user]) => user);
+}
+
+/**
+ * Whether a break-glass CLI operator may request the runbook: per-runbook `requesters` list Slack users,
+ * and the operator is known only by the AWS identity they proved, so the list is satisfied only through
+ * `approvals.identities` (never by a name the operator typed). Throws NotAllowedError when not.
+ */
+export async function assertCliRequester(
+  config: Config,
+  directory: ApproverDirectory,
+  runbookId: string,
+  awsIdentity: string | undefined,
+): Promise<void> {
+  const requesters = config.approvals.runbooks[runbookId]?.requesters;
+  if (!requesters) return;
+  for (const user of slackUsersOf(config, awsIdentity))
+    if (await isListed(requesters, directory, user, 'recent')) return;
+  throw new NotAllowedError(
+    `You may not request \`${runbookId}\` from the CLI: \`approvals.runbooks.${runbookId}.requesters\` lists Slack users, and your AWS identity ${awsIdentity ?? '(unknown)'} is not given to one of them under \`approvals.identities\` (--as does not count). Ask your security lead.`,
+    `approvals.runbooks.${runbookId}.requesters`,
+    policyContacts(config),
+  );
+}
+
+/**
+ * Whether `reviewer` may review a break-glass run from the CLI whose operator proved `operatorArn`: not
+ * when `approvals.identities` gives that ARN to the reviewer, and not when it gives it to nobody (quell
+ * could not tell the reviewer is someone else; adding the ARN to its owner's entry unblocks the review).
+ */
+export function assertNotOperator(config: Config, operatorArn: string, reviewer: string): void {
+  const owners = slackUsersOf(config, operatorArn);
+  if (owners.includes(reviewer))
+    throw new NotAllowedError(
+      `You ran this break-glass run from the CLI (as ${operatorArn}, which \`approvals.identities\` gives to you): someone else has to review it.`,
+      'two-people',
+    );
+  if (owners.length === 0)
+    throw new NotAllowedError(
+      `This break-glass run was run from the CLI by ${operatorArn}, which \`approvals.identities\` gives to nobody, so quell cannot tell that you are not its operator. Add the ARN to its owner's entry under \`approvals.identities\`, then review it.`,
+      'approvals.identities',
+      policyContacts(config),
+    );
+}
+
 async function isListed(
   principals: readonly string[],
   directory: ApproverDirectory,

@@ -5,7 +5,7 @@
  * while the approval card waits and the approving click costs no STS round trip. Modelled on the SDK's
  * `fromTemporaryCredentials`: one cached STS client, the source of each setting logged, never the value.
  */
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AccountConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { toAwsError } from './aws-errors.ts';
@@ -111,6 +111,20 @@ export class AwsSessions {
   /** Forgets every session of a run (when it has finished). */
   release(runId: string): void {
     for (const key of this.#cache.keys()) if (key.startsWith(`${runId}|`)) this.#cache.delete(key);
+  }
+
+  /**
+   * The ARN of the base credentials' identity (STS GetCallerIdentity, which needs no permission): the
+   * break-glass CLI's proof of who its operator is. Errors become AWS errors naming the call.
+   */
+  async callerIdentity(): Promise<string> {
+    try {
+      const out = await this.#sts.send(new GetCallerIdentityCommand({}));
+      if (!out.Arn) throw new Error('GetCallerIdentity returned no ARN');
+      return out.Arn;
+    } catch (error) {
+      throw toAwsError(error, 'sts:GetCallerIdentity', undefined);
+    }
   }
 
   /** Stops the STS client. */

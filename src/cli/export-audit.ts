@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { exportAuditChain } from '../audit/export-audit-chain.ts';
 import { createS3ExportWriter } from '../audit/s3-checkpoint-anchor.ts';
 import type { Config } from '../config.ts';
-import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
+import { openExistingStore, redactDatabaseUrl } from '../open-store.ts';
 
 export const AUDIT_EXPORT_USAGE =
   'usage: quell audit export --bucket NAME [--prefix quell/export/] [--from-seq 1] [--chunk 10000] [--region R] [--db URL]\n';

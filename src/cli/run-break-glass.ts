@@ -1,7 +1,7 @@
 /**
  * `quell run <runbook> <args…>`: the break-glass path for when Slack is down. The same grammar, the
- * same engine, plan and sessions (SourceIdentity is the operator: `--as`, else the OS user), the same
- * audit log — every entry of the run is under the run id, marked as coming from the CLI, and a run
+ * same engine, plan and sessions (SourceIdentity is the operator as AWS knows them: the name in the ARN
+ * STS GetCallerIdentity returns for the base credentials; `--as` is only a note), the same audit log — every entry of the run is under the run id, marked as coming from the CLI, and a run
  * that changes something is break-glass: it runs without approval after a y/N confirmation at the
  * terminal (`--yes` for scripts) and owes an approver's review afterwards (App Home, or the card).
  */
@@ -9,6 +9,7 @@
 import { hostname, userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ApproverDirectory } from '../approvals/approval-policy.ts';
+import { type OperatorIdentity, operatorOf } from '../aws/operator-identity.ts';
 import { composeCore } from '../compose-core.ts';
 import type { Config } from '../config.ts';
 import { InputInvalidError, QuellError } from '../errors.ts';
@@ -35,7 +36,8 @@ export const RUN_USAGE = `usage: quell run <runbook> [arguments…] [--as NAME] 
     quell run disable-key AKIAIOSFODNN7EXAMPLE account=prod reason="key in a public gist"
     quell run key-age account=dev
 
-  --as NAME   who is acting (recorded as the sessions' SourceIdentity); default: the OS user
+  --as NAME   a note recorded with the run (your Slack user id, like U0ONCALL); who is acting is proved
+              by your AWS credentials (STS GetCallerIdentity) and is the sessions' SourceIdentity
   --yes       confirm without asking (for scripts); without it a terminal is required
   --db URL    the store holding the audit log (default: storage.url of the configuration)
   --out DIR   where result files (CSV/JSON) are written (default: the current directory)
@@ -72,10 +74,10 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
     return values.help ? 0 : 2;
   }
   const osUser = safeOsUser();
-  const operator = values.as ?? osUser;
-  if (!operator || !OPERATOR.test(operator)) {
+  const note = values.as;
+  if (note !== undefined && !OPERATOR.test(note)) {
     io.err(
-      `quell: ${operator ? `\`${terminalSafe(operator, 64)}\` cannot be a source identity` : 'cannot tell who you are'}: give --as with 2–64 letters, digits or + = , . @ _ - (your Slack user id, like U0ONCALL, or your login name).\n`,
+      `quell: \`${terminalSafe(note, 64)}\` cannot be recorded as --as: give 2–64 letters, digits or + = , . @ _ - (your Slack user id, like U0ONCALL). It is a note only: who acts is proved by your AWS credentials.\n`,
     );
     return 2;
   }
@@ -95,6 +97,22 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
   const { store, audit, sessions, limiters, aws } = await composeCore(config, log, {
     ...(values.db ? { storageUrl: values.db } : {}),
   });
+  // Who acts is what the base credentials prove, never a name typed on the command line.
+  let operator: OperatorIdentity;
+  try {
+    operator = operatorOf(await sessions.callerIdentity());
+  } catch (error) {
+    io.err(
+      `quell: cannot prove who you are with STS GetCallerIdentity: ${error instanceof QuellError ? error.message : String(error)}\n`,
+    );
+    await limiters.stop();
+    sessions.destroy();
+    await store.close();
+    return 1;
+  }
+  io.out(
+    `Acting as ${terminalSafe(operator.name, 64)} (${terminalSafe(operator.arn, 200)}, from your AWS credentials)${note ? `; --as ${note} is recorded as a note` : ''}.\n`,
+  );
   // Slack is down: user groups cannot be resolved, so a group-only requester list refuses (fail closed).
   const directory: ApproverDirectory = { groupMembers: async () => new Set<string>() };
   const engine = new Engine({
@@ -106,7 +124,12 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
     notifier: createTerminalNotifier(io, values.out ?? process.cwd()),
     log,
   });
-  const requester: Requester = { user: operator, channel: CLI_CHANNEL, source: 'cli' };
+  const requester: Requester = {
+    user: operator.name,
+    channel: CLI_CHANNEL,
+    source: 'cli',
+    awsIdentity: operator.arn,
+  };
   try {
     let prepared: ReturnType<Engine['prepare']>;
     try {
@@ -142,8 +165,17 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
       await audit.record({
         type: 'run.confirmed',
         runId: view.run.id,
-        actor: operator,
-        data: { source: 'cli', breakGlass: changes, how, osUser, host: hostname(), operator },
+        actor: operator.name,
+        data: {
+          source: 'cli',
+          breakGlass: changes,
+          how,
+          osUser,
+          host: hostname(),
+          operator: operator.name,
+          awsIdentity: operator.arn,
+          ...(note ? { as: note } : {}),
+        },
       });
       return true;
     };

@@ -198,6 +198,7 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
           'SLACK_BOT_TOKEN_SECRET_ARN',
           'SLACK_APP_TOKEN_SECRET_ARN',
           'SLACK_SIGNING_SECRET_SECRET_ARN',
+          'PGPASSWORD_SECRET_ARN',
         ].flatMap((name) => process.env[name] ?? []),
         anchor ? { settings: anchor, region: config?.aws.region ?? 'us-east-1' } : undefined,
       ),

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { type AuditAnchor, createAuditAnchor } from '../audit/s3-checkpoint-anchor.ts';
 import { type AnchoredVerdict, verifyAnchoredChain } from '../audit/verify-anchored-chain.ts';
 import type { Config } from '../config.ts';
-import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';
+import { openExistingStore, redactDatabaseUrl } from '../open-store.ts';
 import type { AuditRecord } from '../store/store.ts';
 
 export const AUDIT_VERIFY_USAGE = 'usage: quell audit verify [--db URL]\n';

@@ -170,6 +170,11 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Longest a single query may take (default 30 s). */
   queryTimeoutMs?: number;
+  /**
+   * The password, read for each new connection (PGPASSWORD_SECRET_ARN); without it the driver uses
+   * the URL's or PGPASSWORD.
+   */
+  password?: () => Promise<string>;
 }
 
 /** PostgreSQL implementation of Store. `url` is `postgres://` or `postgresql://` (libpq-style parameters). */
@@ -187,6 +192,7 @@ export class PostgresStore implements Store {
       idleTimeoutMillis: 30_000,
       keepAlive: true,
       application_name: 'quell',
+      ...(options.password ? { Client: clientReadingPassword(options.password) } : {}),
     });
     // An idle connection that drops (the database restarted) is only discarded; the next query opens a
     // new one. Without a listener the error would end the process.
@@ -676,6 +682,19 @@ function toStorageError(cause: unknown, refused = 'The database refused the oper
   if (cause instanceof StorageError) return cause;
   if (isConnectionError(cause)) return new StorageError('quell cannot reach its database.', { cause });
   return new StorageError(refused, { cause });
+}
+
+/**
+ * A pg Client that asks `password` for the password of each new connection. Set after the constructor:
+ * pg lets a connection string without a password replace a `password` option with an empty string.
+ */
+function clientReadingPassword(password: () => Promise<string>): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      (this as unknown as { password: () => Promise<string> }).password = password;
+    }
+  };
 }
 
 /** `column = $n` for each patched field, numbering parameters from `first`. */

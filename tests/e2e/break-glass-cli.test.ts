@@ -1,14 +1,14 @@
 /**
  * The break-glass CLI as a process against moto (behind a recording proxy that sees every AWS request):
  * the same grammar and plan as Slack, a y/N confirmation on a real terminal (util-linux `script` gives
- * the process a pseudo-terminal), `--yes` for scripts, sessions whose SourceIdentity is the operator,
- * and the same audit log with the run marked as CLI and break-glass and owing a review.
+ * the process a pseudo-terminal), `--yes` for scripts, sessions whose SourceIdentity is the operator as
+ * their AWS credentials prove it (an IAM user in moto; `--as` is only a note), and the same audit log with the run marked as CLI and break-glass and owing a review.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { IAMClient } from '@aws-sdk/client-iam';
+import { CreateAccessKeyCommand, CreateUserCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import {
@@ -92,6 +92,9 @@ describe('quell run: the break-glass CLI', () => {
   beforeAll(async () => {
     iam = await adminIam(accountId);
     for (const name of ['alice', 'bob', 'carol', 'dave']) keys[name] = await createUserWithKey(iam, name);
+    // The operator's own base credentials: an IAM user, which STS GetCallerIdentity names.
+    await iam.send(new CreateUserCommand({ UserName: 'oncall-erin' }));
+    const operatorKey = (await iam.send(new CreateAccessKeyCommand({ UserName: 'oncall-erin' }))).AccessKey;
     proxy = await startFaultProxy(inject('motoUrl'));
     const a = accountConfig('prod', accountId);
     writeFileSync(
@@ -115,8 +118,8 @@ describe('quell run: the break-glass CLI', () => {
       ...process.env,
       QUELL_CONFIG: configFile,
       AWS_ENDPOINT_URL: proxy.url,
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_ACCESS_KEY_ID: operatorKey?.AccessKeyId ?? '',
+      AWS_SECRET_ACCESS_KEY: operatorKey?.SecretAccessKey ?? '',
       AWS_REGION: 'us-east-1',
       QUELL_LOG_LEVEL: 'silent',
     };
@@ -128,7 +131,7 @@ describe('quell run: the break-glass CLI', () => {
     rmSync(outDir, { recursive: true, force: true });
   });
 
-  it('with --yes: prints the plan, runs break-glass as the operator, and audits it as CLI and break-glass', async () => {
+  it('with --yes: prints the plan, runs break-glass as the proven operator, and audits it as CLI and break-glass', async () => {
     const result = await quell([
       'run',
       'disable-key',
@@ -147,7 +150,10 @@ describe('quell run: the break-glass CLI', () => {
       `iam:UpdateAccessKey UserName=alice AccessKeyId=${keys.alice} Status=Inactive`,
     );
     expect(result.stdout).toMatch(/Reason\s+laptop stolen at the airport/);
-    expect(result.stdout).toMatch(/Requested by\s+U0ONCALL \(CLI\)/);
+    expect(result.stdout).toContain(
+      `Acting as oncall-erin (arn:aws:iam::${accountId}:user/oncall-erin, from your AWS credentials); --as U0ONCALL is recorded as a note.`,
+    );
+    expect(result.stdout).toMatch(/Requested by\s+oncall-erin \(CLI\)/);
     expect(result.stdout).toContain('Break-glass: --yes given, running without approval.');
     expect(result.stdout).toMatch(/run r[a-z2-7]{12}: succeeded/);
     expect(result.stdout).toContain('a review by an approver is owed (pending)');
@@ -160,7 +166,7 @@ describe('quell run: the break-glass CLI', () => {
       expect(run).toMatchObject({
         source: 'cli',
         channel: 'cli',
-        requester: 'U0ONCALL',
+        requester: 'oncall-erin',
         breakGlass: true,
         reviewState: 'pending',
         state: 'succeeded',
@@ -171,10 +177,18 @@ describe('quell run: the break-glass CLI', () => {
       expect(entries.find((e) => e.type === 'command.received')?.data).toMatchObject({
         source: 'cli',
         channel: 'cli',
+        awsIdentity: `arn:aws:iam::${accountId}:user/oncall-erin`,
       });
       expect(entries.find((e) => e.type === 'run.confirmed')).toMatchObject({
-        actor: 'U0ONCALL',
-        data: { source: 'cli', how: '--yes', breakGlass: true, osUser: userInfo().username },
+        actor: 'oncall-erin',
+        data: {
+          source: 'cli',
+          how: '--yes',
+          breakGlass: true,
+          osUser: userInfo().username,
+          as: 'U0ONCALL',
+          awsIdentity: `arn:aws:iam::${accountId}:user/oncall-erin`,
+        },
       });
       expect(entries.find((e) => e.type === 'run.break_glass')?.data).toEqual({
         review: 'pending',
@@ -188,13 +202,13 @@ describe('quell run: the break-glass CLI', () => {
     } finally {
       await s.close();
     }
-    // The same sessions: quell-<run id>, the operator as SourceIdentity, quell's tags.
+    // The same sessions: quell-<run id>, the proven operator as SourceIdentity, quell's tags.
     const assumes = proxy.requests.filter(
       (r) => r.action === 'AssumeRole' && r.params.RoleSessionName === `quell-${runId}`,
     );
     expect(assumes.length).toBeGreaterThanOrEqual(2);
     for (const a of assumes) {
-      expect(a.params.SourceIdentity).toBe('U0ONCALL');
+      expect(a.params.SourceIdentity).toBe('oncall-erin');
       expect(a.params.DurationSeconds).toBe('900');
       expect(a.params['Tags.member.1.Key']).toBe('quell-run-id');
       expect(a.params['Tags.member.1.Value']).toBe(runId);
@@ -207,10 +221,10 @@ describe('quell run: the break-glass CLI', () => {
     const shown = await quell(['audit', 'show', '--run', runId]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toContain(
-      `run ${runId}: disable-key run by U0ONCALL via CLI · break-glass, review pending · succeeded`,
+      `run ${runId}: disable-key run by oncall-erin via CLI · break-glass, review pending · succeeded`,
     );
-    expect(shown.stdout).toMatch(/command\.received by U0ONCALL \[CLI\]/);
-    expect(shown.stdout).toMatch(/run\.break_glass by U0ONCALL \[CLI\] \[break-glass\]/);
+    expect(shown.stdout).toMatch(/command\.received by oncall-erin \[CLI\]/);
+    expect(shown.stdout).toMatch(/run\.break_glass by oncall-erin \[CLI\] \[break-glass\]/);
     expect(shown.stdout).toMatch(
       new RegExp(`aws\\.call — iam:UpdateAccessKey account ${accountId} us-east-1 → ok`),
     );
@@ -231,7 +245,7 @@ describe('quell run: the break-glass CLI', () => {
     expect(await keyStatus(iam, 'bob', keys.bob ?? '')).toBe('Active');
     const s = await store();
     try {
-      const [run] = await s.listRuns({ requester: 'U0ONCALL', limit: 1 });
+      const [run] = await s.listRuns({ requester: 'oncall-erin', limit: 1 });
       expect(run?.state).toBe('denied');
       const entries = await s.listAudit({ runId: run?.id ?? '' });
       expect(entries.map((e) => e.type)).toContain('run.cancelled');
@@ -241,7 +255,7 @@ describe('quell run: the break-glass CLI', () => {
     }
   });
 
-  it('on a terminal: N cancels, y runs as the OS user', async () => {
+  it('on a terminal: N cancels, y runs as the AWS identity (the OS user is a note)', async () => {
     const no = await quellOnTty(['run', 'disable-key', keys.carol ?? ''], 'n');
     expect(no.stdout).toContain('Run this now WITHOUT approval');
     expect(no.stdout).toContain('Cancelled: nothing was run.');
@@ -258,12 +272,13 @@ describe('quell run: the break-glass CLI', () => {
       (r) => r.action === 'AssumeRole' && r.params.RoleSessionName === `quell-${runId}`,
     );
     expect(assumes.length).toBeGreaterThan(0);
-    expect(assumes.every((a) => a.params.SourceIdentity === os)).toBe(true);
+    expect(assumes.every((a) => a.params.SourceIdentity === 'oncall-erin')).toBe(true);
     const s = await store();
     try {
-      expect((await s.getRun(runId))?.requester).toBe(os);
+      expect((await s.getRun(runId))?.requester).toBe('oncall-erin');
       expect((await s.listAudit({ runId })).find((e) => e.type === 'run.confirmed')?.data).toMatchObject({
         how: 'prompt',
+        osUser: os,
       });
     } finally {
       await s.close();
@@ -306,7 +321,7 @@ describe('quell run: the break-glass CLI', () => {
     expect(attempts[0]?.stderr).toContain('usage: quell run disable-key AKIAXXXXXXXXXXXXXXXX');
     expect(attempts[1]?.stderr).toContain('Did you mean `disable-key`?');
     expect(attempts[2]?.stderr).toContain('unknown option `acount=`');
-    expect(attempts[3]?.stderr).toContain('cannot be a source identity');
+    expect(attempts[3]?.stderr).toContain('cannot be recorded as --as');
     const after = await store();
     expect((await after.listRuns({ limit: 100 })).length).toBe(before);
     await after.close();

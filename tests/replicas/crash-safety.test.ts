@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openStore } from '../../src/store/open-store.ts';
+import { openStore } from '../../src/open-store.ts';
 import { AUDIT_LOCK } from '../../src/store/postgres-store.ts';
 import type { AuditRecord, RunRecord, Store } from '../../src/store/store.ts';
 import {

@@ -30,7 +30,7 @@ import { createAuditAnchor, createKmsSigner } from '../../src/audit/s3-checkpoin
 import { type AnchoredVerdict, verifyAnchoredChain } from '../../src/audit/verify-anchored-chain.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { openStore } from '../../src/store/open-store.ts';
+import { openStore } from '../../src/open-store.ts';
 import type { AuditRecord, Store } from '../../src/store/store.ts';
 import { accountConfig } from '../support/aws-fixtures.ts';
 import { createTestDatabase } from '../support/postgres.ts';

@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { evaluateDecision } from '../../src/approvals/evaluate-decision.ts';
 import { hashAuditEntry, verifyAuditChain } from '../../src/audit/chain.ts';
 import { StorageError } from '../../src/errors.ts';
-import { openStore } from '../../src/store/open-store.ts';
+import { openStore } from '../../src/open-store.ts';
 import type { AuditInput, DecisionOutcome, RunRecord, Store } from '../../src/store/store.ts';
 import { createTestDatabase } from '../support/postgres.ts';
 

@@ -1,11 +1,12 @@
 /**
  * deploy/kubernetes.yaml stays what docs/deployment.md says it is: its quell.yaml validates, the replica
- * count and the rate-limit share agree, every container runs restricted, and both probes use /healthz.
+ * count and the rate-limit share agree, every container runs restricted, both probes use /healthz, and
+ * no secret is in Kubernetes: every one is named by a Secrets Manager ARN (docs/secrets.md).
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { parseConfig } from '../../src/config.ts';
+import { parseConfig, requiredSecrets } from '../../src/config.ts';
 
 type Manifest = {
   kind: string;
@@ -34,7 +35,7 @@ describe('deploy/kubernetes.yaml', () => {
   const pod = deployment.template.spec;
   const container = pod.containers[0] as {
     securityContext: unknown;
-    envFrom: unknown;
+    envFrom?: unknown;
     env: { name: string; value: string }[];
     readinessProbe: { httpGet: unknown };
     livenessProbe: { httpGet: unknown };
@@ -66,10 +67,20 @@ describe('deploy/kubernetes.yaml', () => {
     });
   });
 
-  it('takes secrets from a Secret only and probes GET /healthz on port 3000', () => {
-    expect(container.envFrom).toEqual([{ secretRef: { name: 'quell-secrets' } }]);
-    const env = container.env.map((e) => e.name);
-    expect(env.filter((name) => /TOKEN|SECRET|PASSWORD/.test(name))).toEqual([]);
+  it('takes every secret from Secrets Manager by ARN, none from the environment or a Kubernetes Secret', () => {
+    const config = parseConfig(String(find('ConfigMap').data?.['quell.yaml']), 'ConfigMap quell-config');
+    expect(container.envFrom).toBeUndefined();
+    expect(manifests.filter((m) => m.kind === 'Secret')).toEqual([]);
+    expect(JSON.stringify(pod)).not.toMatch(/secretKeyRef|secretRef/);
+    const secretVariables = container.env.filter((e) => /TOKEN|SECRET|PASSWORD/.test(e.name));
+    expect(secretVariables.map((e) => e.name).sort()).toEqual(
+      [...requiredSecrets(config.slack.mode), 'PGPASSWORD'].map((name) => `${name}_SECRET_ARN`).sort(),
+    );
+    for (const { value } of secretVariables)
+      expect(value).toMatch(/^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/);
+  });
+
+  it('probes GET /healthz on port 3000', () => {
     for (const probe of [container.readinessProbe, container.livenessProbe])
       expect(probe.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(container.ports).toEqual([{ name: 'http', containerPort: 3000 }]);

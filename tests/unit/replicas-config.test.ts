@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { limiterOptions, RateLimiters, replicaShare } from '../../src/aws/rate-limits.ts';
 import { parseConfig } from '../../src/config.ts';
 import { ConfigInvalidError } from '../../src/errors.ts';
-import { isPostgresUrl, redactDatabaseUrl } from '../../src/store/open-store.ts';
+import { isPostgresUrl, redactDatabaseUrl } from '../../src/open-store.ts';
 
 const BASE = `
 accounts:

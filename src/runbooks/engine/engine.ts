@@ -8,6 +8,8 @@ import {
   type ApproverDirectory,
   assertApprover,
   assertChannelAllows,
+  assertCliRequester,
+  assertNotOperator,
   assertRequester,
   isBreakGlass,
   requiredApprovals,
@@ -64,6 +66,8 @@ export interface Requester {
   user: string;
   channel: string;
   source: RunRecord['source'];
+  /** The CLI operator's AWS identity (ARN) from STS GetCallerIdentity; `user` is the name it stands for. */
+  awsIdentity?: string;
 }
 
 /**
@@ -316,6 +320,10 @@ export class Engine {
         'Someone other than the requester has to review a break-glass run.',
         'two-people',
       );
+    // A CLI operator is whoever proved the AWS identity recorded with the command, under any Slack id.
+    // Runs recorded before quell proved it have only the name above to go by.
+    const operator = run.source === 'cli' ? await this.#awsIdentityOf(runId) : undefined;
+    if (operator !== undefined) assertNotOperator(this.#d.config, operator, userId);
     if (run.reviewState !== 'pending')
       throw new RunStateConflictError(`Run \`${runId}\` has no review pending.`);
     await this.#d.store.patchRun(runId, { reviewState: 'reviewed' }, this.#d.now());
@@ -323,6 +331,13 @@ export class Engine {
     const reviewed = await this.#mustGet(runId);
     await this.#show(reviewed);
     return reviewed;
+  }
+
+  /** The AWS identity a CLI run's operator proved, as recorded with its command. */
+  async #awsIdentityOf(runId: string): Promise<string | undefined> {
+    const received = (await this.#d.store.listAudit({ runId })).find((e) => e.type === 'command.received');
+    const arn = (received?.data as { awsIdentity?: unknown } | undefined)?.awsIdentity;
+    return typeof arn === 'string' ? arn : undefined;
   }
 
   /** A run as seen from `channel` (runs are only visible where they were requested). */
@@ -572,10 +587,13 @@ export class Engine {
         input: input as Json,
         channel: requester.channel,
         source: requester.source,
+        ...(requester.awsIdentity ? { awsIdentity: requester.awsIdentity } : {}),
       },
     });
     try {
-      if (requester.source !== 'schedule')
+      if (requester.source === 'cli')
+        await assertCliRequester(this.#d.config, this.#d.directory, runbook.id, requester.awsIdentity);
+      else if (requester.source !== 'schedule')
         await assertRequester(this.#d.config, this.#d.directory, runbook.id, requester.user);
       const account = await this.#resolveAccount(runbook, input, runId, requester);
       if (guardedByChannel(requester))
@@ -1029,7 +1047,13 @@ export class Engine {
     const superseded = await this.#mustGet(run.id);
     await this.#show(superseded);
     await this.#d.notifier.reply(superseded, `${error.message} A new request with the current plan follows.`);
-    const requester: Requester = { user: run.requester, channel: run.channel, source: run.source };
+    const awsIdentity = run.source === 'cli' ? await this.#awsIdentityOf(run.id) : undefined;
+    const requester: Requester = {
+      user: run.requester,
+      channel: run.channel,
+      source: run.source,
+      ...(awsIdentity ? { awsIdentity } : {}),
+    };
     if (run.kind === 'undo' && run.parentRunId)
       await this.#requestUndo(run.parentRunId, requester).catch(() => undefined);
     else await this.#start({ runbook, input: run.input as CommonInput }, requester);

@@ -1,9 +1,10 @@
 /** Chooses the store implementation from `storage.url`. */
 import { existsSync } from 'node:fs';
-import { InputInvalidError } from '../errors.ts';
-import { PostgresStore } from './postgres-store.ts';
-import { SqliteStore } from './sqlite-store.ts';
-import type { Store } from './store.ts';
+import { databasePasswordFrom } from './aws/load-secrets.ts';
+import { InputInvalidError } from './errors.ts';
+import { PostgresStore } from './store/postgres-store.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { Store } from './store/store.ts';
 
 /** Whether `url` names a PostgreSQL database. */
 export function isPostgresUrl(url: string): boolean {
@@ -12,12 +13,21 @@ export function isPostgresUrl(url: string): boolean {
 
 /**
  * Opens and migrates the store named by `url`: `sqlite:<path>` (embedded, one process) or
- * `postgres://…` / `postgresql://…` (several replicas; the password comes from PGPASSWORD when the URL
- * has none). `migrate: false` opens without changing the schema (for read-only tools such as
- * `quell audit verify`).
+ * `postgres://…` / `postgresql://…` (several replicas; the password comes from PGPASSWORD, or from the
+ * Secrets Manager secret PGPASSWORD_SECRET_ARN names, when the URL has none). `migrate: false` opens
+ * without changing the schema (for read-only tools such as `quell audit verify`).
  */
-export async function openStore(url: string, options: { migrate?: boolean } = {}): Promise<Store> {
-  const store = isPostgresUrl(url) ? new PostgresStore(url) : new SqliteStore(url);
+export async function openStore(
+  url: string,
+  options: { migrate?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<Store> {
+  let store: Store;
+  if (isPostgresUrl(url)) {
+    const password = databasePasswordFrom(options.env ?? process.env);
+    // Read once now, so an unreadable secret stops the start with its own message, not a refused login.
+    await password?.();
+    store = new PostgresStore(url, password ? { password } : {});
+  } else store = new SqliteStore(url);
   if (options.migrate === false) return store;
   try {
     await store.migrate();
