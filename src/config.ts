@@ -7,7 +7,11 @@ import { readFileSync } from 'node:fs';
 import { Cron } from 'croner';
 import { isDocument, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { AccountAliasSchema, AwsRegionSchema } from './config-fields.ts';
 import { ConfigInvalidError, SecretMissingError } from './errors.ts';
+import { RUNBOOKS } from './runbooks/registry.ts';
+
+export { AccountAliasSchema, AwsRegionSchema } from './config-fields.ts';
 
 /** Slack user ids (U…/W…) and user-group ids (S…). */
 export const SlackUserIdSchema = z
@@ -20,9 +24,6 @@ export const SlackPrincipalSchema = z
 export const SlackChannelIdSchema = z
   .string()
   .regex(/^[CGD][A-Z0-9]{2,20}$/, 'must be a Slack channel id like C0123ABCD');
-export const AccountAliasSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes, starting with a letter');
 export const AccountIdSchema = z
   .string({
     // An unquoted id is a YAML number (and loses leading zeros): say how to fix it.
@@ -30,9 +31,6 @@ export const AccountIdSchema = z
       issue.input === undefined ? 'is required' : 'must be a 12-digit AWS account id (quote it in YAML)',
   })
   .regex(/^\d{12}$/, 'must be a 12-digit AWS account id (quote it in YAML)');
-export const AwsRegionSchema = z
-  .string()
-  .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region like eu-west-1');
 const RoleArnSchema = z
   .string()
   .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
@@ -51,33 +49,63 @@ export function parseDurationMs(text: string): number {
   return value * factor;
 }
 
-const AccountSchema = z
-  .object({
-    alias: AccountAliasSchema,
-    id: AccountIdSchema,
-    regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
-    roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
-    /**
-     * The `drift` posture baseline: ports a security group may open to the internet (0.0.0.0/0, ::/0),
-     * TCP or UDP. Anything else open to the internet is reported. Default: 443 only.
-     */
-    allowedPublicPorts: z
-      .array(z.number().int().min(0, 'must be a port 0–65535').max(65535, 'must be a port 0–65535'))
-      .max(100)
-      .optional(),
-  })
-  .strict()
-  .superRefine((account, ctx) => {
-    for (const tier of ['read', 'respond'] as const) {
-      if (!account.roles[tier].includes(`::${account.id}:`)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['roles', tier],
-          message: `role must be in account ${account.id}`,
-        });
-      }
+/**
+ * A runbook's own settings (declared as `config` in its definition): a field of every account entry,
+ * named `key` and validated by the runbook's `schema`, because what a runbook checks against (drift's
+ * allowed public ports, say) differs from account to account. Leave the field out and the runbook uses
+ * its default; the engine hands the account's value to the runbook as `ctx.config`.
+ */
+export interface ConfigFragment<C = unknown> {
+  key: string;
+  /** Accepts what may be written under `key`; the field is optional (absent: `undefined`). */
+  schema: z.ZodType<C>;
+}
+
+const AccountFields = {
+  alias: AccountAliasSchema,
+  id: AccountIdSchema,
+  regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
+  roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
+};
+
+/** The runbooks' fragments as extra account fields; two runbooks may not claim one name. */
+function fragmentFields(runbooks: readonly RunbookWithConfig[]): Record<string, z.ZodType> {
+  const fields: Record<string, z.ZodType> = {};
+  const owners = new Map<string, string>();
+  for (const runbook of runbooks) {
+    if (!runbook.config) continue;
+    const { key, schema } = runbook.config;
+    const taken = key in AccountFields ? 'quell itself' : owners.get(key);
+    if (taken) {
+      throw new Error(`runbook ${runbook.id} declares config key "${key}", which ${taken} already uses`);
     }
-  });
+    owners.set(key, `runbook ${runbook.id}`);
+    fields[key] = schema.optional();
+  }
+  return fields;
+}
+
+/** What config.ts needs of a runbook: its id and its config fragment. */
+export interface RunbookWithConfig {
+  id: string;
+  config?: ConfigFragment | undefined;
+}
+
+const accountSchema = (runbooks: readonly RunbookWithConfig[]) =>
+  z
+    .object({ ...AccountFields, ...(fragmentFields(runbooks) as Record<never, never>) })
+    .strict()
+    .superRefine((account, ctx) => {
+      for (const tier of ['read', 'respond'] as const) {
+        if (!account.roles[tier].includes(`::${account.id}:`)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['roles', tier],
+            message: `role must be in account ${account.id}`,
+          });
+        }
+      }
+    });
 
 const RunbookApprovalSchema = z
   .object({
@@ -195,114 +223,127 @@ export const ReplicasSchema = z
   })
   .prefault({});
 
-export const ConfigSchema = z
-  .object({
-    slack: z
-      .object({
-        command: z
-          .string()
-          .regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command like /quell')
-          .default('/quell'),
-        auditChannel: SlackChannelIdSchema.optional(),
-        mode: z.enum(['socket', 'http']).default('socket'),
-      })
-      .strict()
-      .prefault({}),
-    aws: z
-      .object({
-        region: AwsRegionSchema.default('us-east-1'),
-        sessionSeconds: z.number().int().min(900).max(3600).default(900),
-        externalId: z
-          .string()
-          .regex(/^[\w+=,.@:/-]{2,1224}$/)
-          .optional(),
-      })
-      .strict()
-      .prefault({}),
-    accounts: z.array(AccountSchema).min(1, 'configure at least one account'),
-    approvals: z
-      .object({
-        approvers: z.array(SlackPrincipalSchema).default([]),
-        expiresIn: DurationSchema.default(15 * 60_000).refine((ms) => ms >= 60_000 && ms <= 86_400_000, {
-          message: 'must be between 1m and 24h',
-        }),
-        runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
-        breakGlass: z.array(SlackUserIdSchema).default([]),
-      })
-      .strict()
-      .prefault({}),
-    channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
-    /** The time zone cron schedules are read in. */
-    timezone: TimeZoneSchema.default('UTC'),
-    /** Scheduled credential-age reminders. */
-    reminders: z.array(ReminderSchema).default([]),
-    storage: z
-      .object({
-        url: StorageUrlSchema.default('sqlite:./data/quell.db'),
-      })
-      .strict()
-      .prefault({}),
-    /** Several replicas sharing one PostgreSQL database (docs/deployment.md). */
-    replicas: ReplicasSchema,
-  })
-  .strict()
-  .superRefine((config, ctx) => {
-    // Several replicas must share a database: an embedded SQLite file per replica would give each its own
-    // approvals and audit chain, and break exactly-once.
-    if (config.replicas.count > 1 && config.storage.url.startsWith('sqlite:')) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['replicas', 'count'],
-        message: 'several replicas need storage.url: postgres://… (SQLite is for one process)',
-      });
-    }
-    const seen = new Map<string, number>();
-    config.accounts.forEach((account, i) => {
-      for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {
-        if (seen.has(key)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['accounts', i],
-            message: `duplicate account ${key.replace(':', ' ')}`,
-          });
-        }
-        seen.set(key, i);
+/**
+ * The configuration schema for a set of runbooks: quell's own sections, with each runbook's config
+ * fragment as a field of every account (see ConfigFragment).
+ */
+export function buildConfigSchema(runbooks: readonly RunbookWithConfig[]) {
+  return z
+    .object({
+      slack: z
+        .object({
+          command: z
+            .string()
+            .regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command like /quell')
+            .default('/quell'),
+          auditChannel: SlackChannelIdSchema.optional(),
+          mode: z.enum(['socket', 'http']).default('socket'),
+        })
+        .strict()
+        .prefault({}),
+      aws: z
+        .object({
+          region: AwsRegionSchema.default('us-east-1'),
+          sessionSeconds: z.number().int().min(900).max(3600).default(900),
+          externalId: z
+            .string()
+            .regex(/^[\w+=,.@:/-]{2,1224}$/)
+            .optional(),
+        })
+        .strict()
+        .prefault({}),
+      accounts: z.array(accountSchema(runbooks)).min(1, 'configure at least one account'),
+      approvals: z
+        .object({
+          approvers: z.array(SlackPrincipalSchema).default([]),
+          expiresIn: DurationSchema.default(15 * 60_000).refine((ms) => ms >= 60_000 && ms <= 86_400_000, {
+            message: 'must be between 1m and 24h',
+          }),
+          runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
+          breakGlass: z.array(SlackUserIdSchema).default([]),
+        })
+        .strict()
+        .prefault({}),
+      channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
+      /** The time zone cron schedules are read in. */
+      timezone: TimeZoneSchema.default('UTC'),
+      /** Scheduled credential-age reminders. */
+      reminders: z.array(ReminderSchema).default([]),
+      storage: z
+        .object({
+          url: StorageUrlSchema.default('sqlite:./data/quell.db'),
+        })
+        .strict()
+        .prefault({}),
+      /** Several replicas sharing one PostgreSQL database (docs/deployment.md). */
+      replicas: ReplicasSchema,
+    })
+    .strict()
+    .superRefine((config, ctx) => {
+      // Several replicas must share a database: an embedded SQLite file per replica would give each its own
+      // approvals and audit chain, and break exactly-once.
+      if (config.replicas.count > 1 && config.storage.url.startsWith('sqlite:')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['replicas', 'count'],
+          message: 'several replicas need storage.url: postgres://… (SQLite is for one process)',
+        });
       }
-    });
-    const aliases = new Set(config.accounts.map((a) => a.alias));
-    for (const [channel, rule] of Object.entries(config.channels)) {
-      rule.accounts.forEach((alias, i) => {
-        if (alias !== '*' && !aliases.has(alias)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['channels', channel, 'accounts', i],
-            message: `unknown account alias "${alias}"`,
-          });
+      const seen = new Map<string, number>();
+      config.accounts.forEach((account, i) => {
+        for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {
+          if (seen.has(key)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['accounts', i],
+              message: `duplicate account ${key.replace(':', ' ')}`,
+            });
+          }
+          seen.set(key, i);
         }
       });
-    }
-    config.reminders.forEach((reminder, r) => {
-      reminder.accounts.forEach((alias, i) => {
-        if (alias !== '*' && !aliases.has(alias)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['reminders', r, 'accounts', i],
-            message: `unknown account alias "${alias}"`,
-          });
-        }
+      const aliases = new Set(config.accounts.map((a) => a.alias));
+      for (const [channel, rule] of Object.entries(config.channels)) {
+        rule.accounts.forEach((alias, i) => {
+          if (alias !== '*' && !aliases.has(alias)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['channels', channel, 'accounts', i],
+              message: `unknown account alias "${alias}"`,
+            });
+          }
+        });
+      }
+      config.reminders.forEach((reminder, r) => {
+        reminder.accounts.forEach((alias, i) => {
+          if (alias !== '*' && !aliases.has(alias)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['reminders', r, 'accounts', i],
+              message: `unknown account alias "${alias}"`,
+            });
+          }
+        });
       });
     });
-  });
+}
+
+/** The configuration schema of quell's registered runbooks. */
+export const ConfigSchema = buildConfigSchema(RUNBOOKS);
 
 export type Config = z.infer<typeof ConfigSchema>;
-
-/** Ports `drift` accepts open to the internet when an account sets no `allowedPublicPorts`. */
-export const DEFAULT_ALLOWED_PUBLIC_PORTS: readonly number[] = [443];
 export type AccountConfig = Config['accounts'][number];
 export type ReminderConfig = Config['reminders'][number];
 
-/** Parses and validates YAML text; throws ConfigInvalidError listing every problem with its line. */
-export function parseConfig(text: string, source = 'config'): Config {
+/**
+ * Parses and validates YAML text against the schema of `runbooks` (default: the registered ones); throws
+ * ConfigInvalidError listing every problem with its line.
+ */
+export function parseConfig(
+  text: string,
+  source = 'config',
+  runbooks: readonly RunbookWithConfig[] = RUNBOOKS,
+): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -314,7 +355,8 @@ export function parseConfig(text: string, source = 'config'): Config {
       }),
     );
   }
-  const parsed = ConfigSchema.safeParse(doc.toJS() ?? {});
+  const schema = runbooks === RUNBOOKS ? ConfigSchema : buildConfigSchema(runbooks);
+  const parsed = schema.safeParse(doc.toJS() ?? {});
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const path = issue.path.map(String);
@@ -340,8 +382,8 @@ function findLine(
   return undefined;
 }
 
-/** Reads the file at `path` and validates it. */
-export function loadConfigFile(path: string): Config {
+/** Reads the file at `path` and validates it (against the schema of `runbooks`). */
+export function loadConfigFile(path: string, runbooks: readonly RunbookWithConfig[] = RUNBOOKS): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -353,7 +395,7 @@ export function loadConfigFile(path: string): Config {
         : `cannot be read: ${(cause as Error).message}`,
     ]);
   }
-  return parseConfig(text, path);
+  return parseConfig(text, path, runbooks);
 }
 
 /** Where Slack shows each secret, for the message that asks for it. */

@@ -14,9 +14,9 @@ import {
 } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
+import { iamRegionFor } from '../aws/partitions.ts';
 import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
 import { AccountOptionSchema, defineRunbook, type Outcome, type Plan } from './define-runbook.ts';
-import { iamRegionFor } from './disable-key.ts';
 import { type CredentialReportRow, parseCredentialReport } from './parse-credential-report.ts';
 
 const DAY_MS = 86_400_000;

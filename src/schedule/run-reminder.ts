@@ -5,10 +5,10 @@
  */
 import type { AuditLog } from '../audit/audit-log.ts';
 import type { AwsClientFactory } from '../aws/client-factory.ts';
+import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
 import { asQuellError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { iamRegionFor } from '../runbooks/disable-key.ts';
 import { newRunId } from '../runbooks/engine/engine.ts';
 import {
   type AccountKeyAgeReport,
