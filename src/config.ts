@@ -49,63 +49,59 @@ export function parseDurationMs(text: string): number {
   return value * factor;
 }
 
+const BaseAccountSchema = z
+  .object({
+    alias: AccountAliasSchema,
+    id: AccountIdSchema,
+    regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
+    roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
+  })
+  .strict()
+  .superRefine((account, ctx) => {
+    for (const tier of ['read', 'respond'] as const) {
+      if (!account.roles[tier].includes(`::${account.id}:`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['roles', tier],
+          message: `role must be in account ${account.id}`,
+        });
+      }
+    }
+  });
+
 /**
  * A runbook's own settings (declared as `config` in its definition): a field of every account entry,
  * named `key` and validated by the runbook's `schema`, because what a runbook checks against (drift's
- * allowed public ports, say) differs from account to account. Leave the field out and the runbook uses
- * its default; the engine hands the account's value to the runbook as `ctx.config`.
+ * allowed public ports, say) differs from account to account. The field is optional; the engine hands
+ * the account's value to the runbook's runs as `ctx.config`.
  */
 export interface ConfigFragment<C = unknown> {
   key: string;
-  /** Accepts what may be written under `key`; the field is optional (absent: `undefined`). */
   schema: z.ZodType<C>;
 }
 
-const AccountFields = {
-  alias: AccountAliasSchema,
-  id: AccountIdSchema,
-  regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
-  roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
-};
-
-/** The runbooks' fragments as extra account fields; two runbooks may not claim one name. */
-function fragmentFields(runbooks: readonly RunbookWithConfig[]): Record<string, z.ZodType> {
-  const fields: Record<string, z.ZodType> = {};
-  const owners = new Map<string, string>();
-  for (const runbook of runbooks) {
-    if (!runbook.config) continue;
-    const { key, schema } = runbook.config;
-    const taken = key in AccountFields ? 'quell itself' : owners.get(key);
-    if (taken) {
-      throw new Error(`runbook ${runbook.id} declares config key "${key}", which ${taken} already uses`);
-    }
-    owners.set(key, `runbook ${runbook.id}`);
-    fields[key] = schema.optional();
-  }
-  return fields;
-}
-
-/** What config.ts needs of a runbook: its id and its config fragment. */
+/** What the configuration needs of a runbook: its id and its config fragment. */
 export interface RunbookWithConfig {
   id: string;
   config?: ConfigFragment | undefined;
 }
 
-const accountSchema = (runbooks: readonly RunbookWithConfig[]) =>
-  z
-    .object({ ...AccountFields, ...(fragmentFields(runbooks) as Record<never, never>) })
-    .strict()
-    .superRefine((account, ctx) => {
-      for (const tier of ['read', 'respond'] as const) {
-        if (!account.roles[tier].includes(`::${account.id}:`)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['roles', tier],
-            message: `role must be in account ${account.id}`,
-          });
-        }
-      }
-    });
+/** An account entry with the runbooks' fragments as extra fields; two runbooks may not claim one name. */
+function accountSchemaFor(runbooks: readonly RunbookWithConfig[]) {
+  const fields: Record<string, z.ZodType> = {};
+  const owners = new Map<string, string>();
+  for (const { id, config } of runbooks) {
+    if (!config) continue;
+    const taken = config.key in BaseAccountSchema.shape ? 'quell' : owners.get(config.key);
+    if (taken) throw new Error(`runbook ${id}: config key "${config.key}" is already used by ${taken}`);
+    owners.set(config.key, `runbook ${id}`);
+    fields[config.key] = config.schema.optional();
+  }
+  // The fragments' types are the runbooks' own (see readConfig); the account's type stays quell's.
+  return BaseAccountSchema.safeExtend(fields) as unknown as typeof BaseAccountSchema;
+}
+
+const AccountSchema = accountSchemaFor(RUNBOOKS);
 
 const RunbookApprovalSchema = z
   .object({
@@ -223,115 +219,117 @@ export const ReplicasSchema = z
   })
   .prefault({});
 
-/**
- * The configuration schema for a set of runbooks: quell's own sections, with each runbook's config
- * fragment as a field of every account (see ConfigFragment).
- */
-export function buildConfigSchema(runbooks: readonly RunbookWithConfig[]) {
-  return z
-    .object({
-      slack: z
-        .object({
-          command: z
-            .string()
-            .regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command like /quell')
-            .default('/quell'),
-          auditChannel: SlackChannelIdSchema.optional(),
-          mode: z.enum(['socket', 'http']).default('socket'),
-        })
-        .strict()
-        .prefault({}),
-      aws: z
-        .object({
-          region: AwsRegionSchema.default('us-east-1'),
-          sessionSeconds: z.number().int().min(900).max(3600).default(900),
-          externalId: z
-            .string()
-            .regex(/^[\w+=,.@:/-]{2,1224}$/)
-            .optional(),
-        })
-        .strict()
-        .prefault({}),
-      accounts: z.array(accountSchema(runbooks)).min(1, 'configure at least one account'),
-      approvals: z
-        .object({
-          approvers: z.array(SlackPrincipalSchema).default([]),
-          expiresIn: DurationSchema.default(15 * 60_000).refine((ms) => ms >= 60_000 && ms <= 86_400_000, {
-            message: 'must be between 1m and 24h',
-          }),
-          runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
-          breakGlass: z.array(SlackUserIdSchema).default([]),
-        })
-        .strict()
-        .prefault({}),
-      channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
-      /** The time zone cron schedules are read in. */
-      timezone: TimeZoneSchema.default('UTC'),
-      /** Scheduled credential-age reminders. */
-      reminders: z.array(ReminderSchema).default([]),
-      storage: z
-        .object({
-          url: StorageUrlSchema.default('sqlite:./data/quell.db'),
-        })
-        .strict()
-        .prefault({}),
-      /** Several replicas sharing one PostgreSQL database (docs/deployment.md). */
-      replicas: ReplicasSchema,
-    })
-    .strict()
-    .superRefine((config, ctx) => {
-      // Several replicas must share a database: an embedded SQLite file per replica would give each its own
-      // approvals and audit chain, and break exactly-once.
-      if (config.replicas.count > 1 && config.storage.url.startsWith('sqlite:')) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['replicas', 'count'],
-          message: 'several replicas need storage.url: postgres://… (SQLite is for one process)',
-        });
+export const ConfigSchema = z
+  .object({
+    slack: z
+      .object({
+        command: z
+          .string()
+          .regex(/^\/[a-z0-9_-]{1,31}$/, 'must be a slash command like /quell')
+          .default('/quell'),
+        auditChannel: SlackChannelIdSchema.optional(),
+        mode: z.enum(['socket', 'http']).default('socket'),
+      })
+      .strict()
+      .prefault({}),
+    aws: z
+      .object({
+        region: AwsRegionSchema.default('us-east-1'),
+        sessionSeconds: z.number().int().min(900).max(3600).default(900),
+        externalId: z
+          .string()
+          .regex(/^[\w+=,.@:/-]{2,1224}$/)
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    accounts: z.array(AccountSchema).min(1, 'configure at least one account'),
+    approvals: z
+      .object({
+        approvers: z.array(SlackPrincipalSchema).default([]),
+        expiresIn: DurationSchema.default(15 * 60_000).refine((ms) => ms >= 60_000 && ms <= 86_400_000, {
+          message: 'must be between 1m and 24h',
+        }),
+        runbooks: z.record(z.string().regex(/^[a-z][a-z-]{1,31}$/), RunbookApprovalSchema).default({}),
+        breakGlass: z.array(SlackUserIdSchema).default([]),
+      })
+      .strict()
+      .prefault({}),
+    channels: z.record(SlackChannelIdSchema, ChannelRuleSchema).default({}),
+    /** The time zone cron schedules are read in. */
+    timezone: TimeZoneSchema.default('UTC'),
+    /** Scheduled credential-age reminders. */
+    reminders: z.array(ReminderSchema).default([]),
+    storage: z
+      .object({
+        url: StorageUrlSchema.default('sqlite:./data/quell.db'),
+      })
+      .strict()
+      .prefault({}),
+    /** Several replicas sharing one PostgreSQL database (docs/deployment.md). */
+    replicas: ReplicasSchema,
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    // Several replicas must share a database: an embedded SQLite file per replica would give each its own
+    // approvals and audit chain, and break exactly-once.
+    if (config.replicas.count > 1 && config.storage.url.startsWith('sqlite:')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replicas', 'count'],
+        message: 'several replicas need storage.url: postgres://… (SQLite is for one process)',
+      });
+    }
+    const seen = new Map<string, number>();
+    config.accounts.forEach((account, i) => {
+      for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {
+        if (seen.has(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['accounts', i],
+            message: `duplicate account ${key.replace(':', ' ')}`,
+          });
+        }
+        seen.set(key, i);
       }
-      const seen = new Map<string, number>();
-      config.accounts.forEach((account, i) => {
-        for (const key of [`alias:${account.alias}`, `id:${account.id}`]) {
-          if (seen.has(key)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['accounts', i],
-              message: `duplicate account ${key.replace(':', ' ')}`,
-            });
-          }
-          seen.set(key, i);
+    });
+    const aliases = new Set(config.accounts.map((a) => a.alias));
+    for (const [channel, rule] of Object.entries(config.channels)) {
+      rule.accounts.forEach((alias, i) => {
+        if (alias !== '*' && !aliases.has(alias)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['channels', channel, 'accounts', i],
+            message: `unknown account alias "${alias}"`,
+          });
         }
       });
-      const aliases = new Set(config.accounts.map((a) => a.alias));
-      for (const [channel, rule] of Object.entries(config.channels)) {
-        rule.accounts.forEach((alias, i) => {
-          if (alias !== '*' && !aliases.has(alias)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['channels', channel, 'accounts', i],
-              message: `unknown account alias "${alias}"`,
-            });
-          }
-        });
-      }
-      config.reminders.forEach((reminder, r) => {
-        reminder.accounts.forEach((alias, i) => {
-          if (alias !== '*' && !aliases.has(alias)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['reminders', r, 'accounts', i],
-              message: `unknown account alias "${alias}"`,
-            });
-          }
-        });
+    }
+    config.reminders.forEach((reminder, r) => {
+      reminder.accounts.forEach((alias, i) => {
+        if (alias !== '*' && !aliases.has(alias)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['reminders', r, 'accounts', i],
+            message: `unknown account alias "${alias}"`,
+          });
+        }
       });
     });
-}
-
-/** The configuration schema of quell's registered runbooks. */
-export const ConfigSchema = buildConfigSchema(RUNBOOKS);
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/**
+ * The configuration schema for another set of runbooks than the registered ones (ConfigSchema): the same
+ * sections and checks, with those runbooks' config fragments in every account.
+ */
+export function buildConfigSchema(runbooks: readonly RunbookWithConfig[]): typeof ConfigSchema {
+  if (runbooks === RUNBOOKS) return ConfigSchema;
+  return ConfigSchema.safeExtend({
+    accounts: z.array(accountSchemaFor(runbooks)).min(1, 'configure at least one account'),
+  });
+}
 export type AccountConfig = Config['accounts'][number];
 export type ReminderConfig = Config['reminders'][number];
 
@@ -355,8 +353,7 @@ export function parseConfig(
       }),
     );
   }
-  const schema = runbooks === RUNBOOKS ? ConfigSchema : buildConfigSchema(runbooks);
-  const parsed = schema.safeParse(doc.toJS() ?? {});
+  const parsed = buildConfigSchema(runbooks).safeParse(doc.toJS() ?? {});
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const path = issue.path.map(String);
