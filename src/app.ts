@@ -50,7 +50,9 @@ export interface QuellOptions {
   port?: number | undefined;
   host?: string;
   now?: () => number;
+  /** The runbooks offered (default: the registered ones); their declared rate limits pace AWS calls. */
   runbooks?: readonly AnyRunbook[];
+  /** The whole limiter table, replacing the defaults and the runbooks' declarations (benchmarks, tests). */
   rateLimits?: Record<string, RateLimit>;
   /** Overrides the Slack user-group lookup (tests of the policy only). */
   directory?: ApproverDirectory;
@@ -83,6 +85,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
   const { store, audit, sessions, limiters, aws, checkpoints } = await composeCore(config, log, {
     now,
     ...(options.rateLimits ? { rateLimits: options.rateLimits } : {}),
+    ...(options.runbooks ? { runbooks: options.runbooks } : {}),
   });
 
   const boltLogger = createBoltLogger(log);

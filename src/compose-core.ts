@@ -8,11 +8,13 @@ import { AuditLog } from './audit/audit-log.ts';
 import type { CheckpointWriter } from './audit/checkpoint-writer.ts';
 import { createAuditCallRecorder } from './audit/record-aws-calls.ts';
 import { AwsClientFactory } from './aws/client-factory.ts';
-import { type RateLimit, RateLimiters } from './aws/rate-limits.ts';
+import { DEFAULT_RATE_LIMITS, mergeRateLimits, type RateLimit, RateLimiters } from './aws/rate-limits.ts';
 import { AwsSessions } from './aws/sessions.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import { openStore } from './open-store.ts';
+import type { AnyRunbook } from './runbooks/define-runbook.ts';
+import { RUNBOOKS } from './runbooks/registry.ts';
 import type { Store } from './store/store.ts';
 
 /** What composeCore builds. */
@@ -26,11 +28,19 @@ export interface Core {
   checkpoints: CheckpointWriter | undefined;
 }
 
-/** Opens the store at `storageUrl` (default: the config's) and builds the audited AWS access over it. */
+/**
+ * Opens the store at `storageUrl` (default: the config's) and builds the audited AWS access over it,
+ * paced by the default limits and those the runbooks declare (or by `rateLimits`, the whole table).
+ */
 export async function composeCore(
   config: Config,
   log: Logger,
-  options: { now?: () => number; rateLimits?: Record<string, RateLimit>; storageUrl?: string } = {},
+  options: {
+    now?: () => number;
+    rateLimits?: Record<string, RateLimit>;
+    runbooks?: readonly AnyRunbook[];
+    storageUrl?: string;
+  } = {},
 ): Promise<Core> {
   const now = options.now ?? Date.now;
   const store = await openStore(options.storageUrl ?? config.storage.url);
@@ -50,7 +60,8 @@ export async function composeCore(
     { now, recorder },
   );
   // Each process paces at its share of every AWS limit (config replicas.count).
-  const limiters = new RateLimiters(options.rateLimits, { replicas: config.replicas.count });
+  const limits = options.rateLimits ?? mergeRateLimits(DEFAULT_RATE_LIMITS, options.runbooks ?? RUNBOOKS);
+  const limiters = new RateLimiters(limits, { replicas: config.replicas.count });
   const aws = new AwsClientFactory({ sessions, limiters, recorder });
   return { store, audit, sessions, limiters, aws, checkpoints };
 }

@@ -7,7 +7,11 @@ import { readFileSync } from 'node:fs';
 import { Cron } from 'croner';
 import { isDocument, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { AccountAliasSchema, AwsRegionSchema } from './config-fields.ts';
 import { ConfigInvalidError, SecretMissingError } from './errors.ts';
+import { RUNBOOKS } from './runbooks/registry.ts';
+
+export { AccountAliasSchema, AwsRegionSchema } from './config-fields.ts';
 
 /** Slack user ids (U…/W…) and user-group ids (S…). */
 export const SlackUserIdSchema = z
@@ -20,9 +24,6 @@ export const SlackPrincipalSchema = z
 export const SlackChannelIdSchema = z
   .string()
   .regex(/^[CGD][A-Z0-9]{2,20}$/, 'must be a Slack channel id like C0123ABCD');
-export const AccountAliasSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be lower-case letters, digits and dashes, starting with a letter');
 export const AccountIdSchema = z
   .string({
     // An unquoted id is a YAML number (and loses leading zeros): say how to fix it.
@@ -30,9 +31,6 @@ export const AccountIdSchema = z
       issue.input === undefined ? 'is required' : 'must be a 12-digit AWS account id (quote it in YAML)',
   })
   .regex(/^\d{12}$/, 'must be a 12-digit AWS account id (quote it in YAML)');
-export const AwsRegionSchema = z
-  .string()
-  .regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region like eu-west-1');
 const RoleArnSchema = z
   .string()
   .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN');
@@ -51,20 +49,12 @@ export function parseDurationMs(text: string): number {
   return value * factor;
 }
 
-const AccountSchema = z
+const BaseAccountSchema = z
   .object({
     alias: AccountAliasSchema,
     id: AccountIdSchema,
     regions: z.array(AwsRegionSchema).min(1).default(['us-east-1']),
     roles: z.object({ read: RoleArnSchema, respond: RoleArnSchema }).strict(),
-    /**
-     * The `drift` posture baseline: ports a security group may open to the internet (0.0.0.0/0, ::/0),
-     * TCP or UDP. Anything else open to the internet is reported. Default: 443 only.
-     */
-    allowedPublicPorts: z
-      .array(z.number().int().min(0, 'must be a port 0–65535').max(65535, 'must be a port 0–65535'))
-      .max(100)
-      .optional(),
   })
   .strict()
   .superRefine((account, ctx) => {
@@ -91,6 +81,40 @@ export const AwsIdentityArnSchema = z
     /^arn:aws[a-z-]*:(?:iam::\d{12}:user\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]+|sts::\d{12}:(?:assumed-role\/[\w+=,.@-]+\/|federated-user\/)[\w+=,.@-]+)$/,
     'must be the exact ARN `aws sts get-caller-identity` prints: arn:aws:iam::<account>:user/<name>, arn:aws:sts::<account>:assumed-role/<role>/<session> or arn:aws:sts::<account>:federated-user/<name>',
   );
+
+/**
+ * A runbook's own settings (declared as `config` in its definition): a field of every account entry,
+ * named `key` and validated by the runbook's `schema`, because what a runbook checks against (drift's
+ * allowed public ports, say) differs from account to account. The field is optional; the engine hands
+ * the account's value to the runbook's runs as `ctx.config`.
+ */
+export interface ConfigFragment<C = unknown> {
+  key: string;
+  schema: z.ZodType<C>;
+}
+
+/** What the configuration needs of a runbook: its id and its config fragment. */
+export interface RunbookWithConfig {
+  id: string;
+  config?: ConfigFragment | undefined;
+}
+
+/** An account entry with the runbooks' fragments as extra fields; two runbooks may not claim one name. */
+function accountSchemaFor(runbooks: readonly RunbookWithConfig[]) {
+  const fields: Record<string, z.ZodType> = {};
+  const owners = new Map<string, string>();
+  for (const { id, config } of runbooks) {
+    if (!config) continue;
+    const taken = config.key in BaseAccountSchema.shape ? 'quell' : owners.get(config.key);
+    if (taken) throw new Error(`runbook ${id}: config key "${config.key}" is already used by ${taken}`);
+    owners.set(config.key, `runbook ${id}`);
+    fields[config.key] = config.schema.optional();
+  }
+  // The fragments' types are the runbooks' own (see readConfig); the account's type stays quell's.
+  return BaseAccountSchema.safeExtend(fields) as unknown as typeof BaseAccountSchema;
+}
+
+const AccountSchema = accountSchemaFor(RUNBOOKS);
 
 const RunbookApprovalSchema = z
   .object({
@@ -389,13 +413,28 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 
-/** Ports `drift` accepts open to the internet when an account sets no `allowedPublicPorts`. */
-export const DEFAULT_ALLOWED_PUBLIC_PORTS: readonly number[] = [443];
+/**
+ * The configuration schema for another set of runbooks than the registered ones (ConfigSchema): the same
+ * sections and checks, with those runbooks' config fragments in every account.
+ */
+export function buildConfigSchema(runbooks: readonly RunbookWithConfig[]): typeof ConfigSchema {
+  if (runbooks === RUNBOOKS) return ConfigSchema;
+  return ConfigSchema.safeExtend({
+    accounts: z.array(accountSchemaFor(runbooks)).min(1, 'configure at least one account'),
+  });
+}
 export type AccountConfig = Config['accounts'][number];
 export type ReminderConfig = Config['reminders'][number];
 
-/** Parses and validates YAML text; throws ConfigInvalidError listing every problem with its line. */
-export function parseConfig(text: string, source = 'config'): Config {
+/**
+ * Parses and validates YAML text against the schema of `runbooks` (default: the registered ones); throws
+ * ConfigInvalidError listing every problem with its line.
+ */
+export function parseConfig(
+  text: string,
+  source = 'config',
+  runbooks: readonly RunbookWithConfig[] = RUNBOOKS,
+): Config {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -407,7 +446,7 @@ export function parseConfig(text: string, source = 'config'): Config {
       }),
     );
   }
-  const parsed = ConfigSchema.safeParse(doc.toJS() ?? {});
+  const parsed = buildConfigSchema(runbooks).safeParse(doc.toJS() ?? {});
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((issue) => {
     const path = issue.path.map(String);
@@ -433,8 +472,8 @@ function findLine(
   return undefined;
 }
 
-/** Reads the file at `path` and validates it. */
-export function loadConfigFile(path: string): Config {
+/** Reads the file at `path` and validates it (against the schema of `runbooks`). */
+export function loadConfigFile(path: string, runbooks: readonly RunbookWithConfig[] = RUNBOOKS): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -446,7 +485,7 @@ export function loadConfigFile(path: string): Config {
         : `cannot be read: ${(cause as Error).message}`,
     ]);
   }
-  return parseConfig(text, path);
+  return parseConfig(text, path, runbooks);
 }
 
 /** Where Slack shows each secret, for the message that asks for it. */

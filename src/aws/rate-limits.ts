@@ -30,24 +30,16 @@ export interface RateLimit {
 export const SPACING_MARGIN = 1.05;
 
 // IAM and STS publish no per-second figures; these stay well below what an account sees throttled.
-// CloudTrail LookupEvents is limited to 2 requests per second per account and Region
-// (docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html). A reservoir of 2
-// refilled every second lets 4 requests through within a few ms across a refill boundary (2 just before,
-// 2 just after), which a limit over any one-second window throttles; so CloudTrail is `spaced`: one
-// request every 525 ms, never more than 2 in any second.
+// The limits of one runbook's APIs (CloudTrail's for trail, EC2's per-operation buckets for isolate-vpc)
+// are declared by that runbook and merged in with mergeRateLimits.
 export const DEFAULT_RATE_LIMITS: Record<string, RateLimit> = {
   iam: { perSecond: 10, maxConcurrent: 8 },
   sts: { perSecond: 10, maxConcurrent: 8 },
-  cloudtrail: { perSecond: 2, maxConcurrent: 2, pacing: 'spaced' },
   default: { perSecond: 20, maxConcurrent: 10 },
   // EC2 throttles per account, Region and API with token buckets
   // (docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): non-mutating actions 100 tokens
-  // refilled at 20 per second, mutating actions 50 refilled at 5 per second. A `service:Operation` entry
-  // gets a limiter of its own, so that isolate-vpc can send every subnet's move at once up to the bucket
-  // (a VPC has at most 200 subnets by default) and is then paced at the refill rate.
+  // refilled at 20 per second. A `service:Operation` entry gets a limiter of its own.
   ec2: { perSecond: 20, burst: 100, maxConcurrent: 25 },
-  'ec2:ReplaceNetworkAclAssociation': { perSecond: 5, burst: 50, maxConcurrent: 50 },
-  'ec2:CreateNetworkAclEntry': { perSecond: 5, burst: 50, maxConcurrent: 50 },
 };
 
 /** The bottleneck settings for a limit. */
@@ -129,4 +121,39 @@ export class RateLimiters {
     await Promise.all([...this.#limiters.values()].map((l) => l.disconnect()));
     this.#limiters.clear();
   }
+}
+
+/**
+ * The limiter table: `defaults`, then the limits each runbook declares for the APIs it calls (keyed
+ * `service` or `service:Operation`, like the defaults, and overriding them). Limiters are shared by every
+ * run in the process, so a declared limit paces every caller of that API; two runbooks declaring one key
+ * must declare the same limit, or the table cannot be built.
+ */
+export function mergeRateLimits(
+  defaults: Record<string, RateLimit>,
+  declarations: readonly { id: string; rateLimits?: Record<string, RateLimit> | undefined }[],
+): Record<string, RateLimit> {
+  const merged: Record<string, RateLimit> = { ...defaults };
+  const declaredBy = new Map<string, string>();
+  for (const { id, rateLimits } of declarations) {
+    for (const [key, limit] of Object.entries(rateLimits ?? {})) {
+      const earlier = declaredBy.get(key);
+      const known = merged[key];
+      if (earlier !== undefined && known && !sameLimit(known, limit)) {
+        throw new Error(`rate limit ${key}: ${earlier} and ${id} declare different limits`);
+      }
+      merged[key] = limit;
+      declaredBy.set(key, id);
+    }
+  }
+  return merged;
+}
+
+function sameLimit(a: RateLimit, b: RateLimit): boolean {
+  return (
+    a.perSecond === b.perSecond &&
+    a.maxConcurrent === b.maxConcurrent &&
+    (a.pacing ?? 'burst') === (b.pacing ?? 'burst') &&
+    a.burst === b.burst
+  );
 }

@@ -6,12 +6,13 @@
 import { z } from 'zod';
 import type { Risk } from '../approvals/approval-policy.ts';
 import type { ScopedAws } from '../aws/client-factory.ts';
+import type { RateLimit } from '../aws/rate-limits.ts';
 import type { RoleTier } from '../aws/sessions.ts';
-import type { AccountConfig } from '../config.ts';
-import { AccountAliasSchema, AwsRegionSchema } from '../config.ts';
+import type { AccountConfig, ConfigFragment } from '../config.ts';
+import { AccountAliasSchema, AwsRegionSchema } from '../config-fields.ts';
 import { InputInvalidError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Json, Store } from '../store/store.ts';
+import type { Json, LedgerRecord, LedgerRecordWrite, RunRecord } from '../store/store.ts';
 import type { CommandArgs } from './engine/command-grammar.ts';
 
 export type { Risk } from '../approvals/approval-policy.ts';
@@ -37,14 +38,50 @@ export const ForceOptionSchema = z
   .transform((value) => value === 'true')
   .optional();
 
+/** One entry a run keeps in its ledger: `key` is the runbook's own (`acl/<account>/<region>/…`). */
+export type LedgerEntry<V extends Json = Json> = Omit<LedgerRecord, 'value'> & { value: V };
+
+/** An entry to write: which run it belongs to, its key, its value. */
+export type LedgerWrite<V extends Json = Json> = Omit<LedgerRecordWrite, 'value'> & { value: V };
+
 /**
- * The part of the store a runbook may write: records it must keep beside the run (the network-ACL
- * associations isolate-vpc changes, written before each change so that they can be restored).
+ * The part of the store a runbook may write: state it must keep between execute and undo (isolate-vpc
+ * records each subnet's network ACL before moving it, so that restore can put it back). Entries belong
+ * to a run and are keyed by the runbook; `typedLedger` gives a runbook its own value type, checked on read.
  */
-export type RunLedger = Pick<
-  Store,
-  'recordAclAssociations' | 'updateAclAssociations' | 'listAclAssociations'
->;
+export interface RunLedger<V extends Json = Json> {
+  /**
+   * Writes entries in one transaction, before the change they describe. An entry that already exists for
+   * the same run and key is left exactly as it is: the first write holds the original, a retry cannot
+   * overwrite it.
+   */
+  put(entries: readonly LedgerWrite<V>[]): Promise<void>;
+  /** Replaces the values of existing entries (of any run: an undo settles its parent's), in one transaction. */
+  update(entries: readonly LedgerWrite<V>[]): Promise<void>;
+  /** Entries of one run (or of every run) whose key starts with `prefix`, oldest first. */
+  list(filter: { runId?: string; prefix?: string }): Promise<LedgerEntry<V>[]>;
+}
+
+/**
+ * A button a runbook's succeeded run offers (not its undo): it starts another run, of `runbook`, with
+ * arguments read from the stored run. The button carries only the run id; the clicker is the requester,
+ * and the new run goes through the same guardrails and approvals as the typed command.
+ */
+export interface FollowUp {
+  /**
+   * The button's Slack action id, unique among every runbook's buttons. Keep it once released: cards
+   * already posted carry it.
+   */
+  actionId: string;
+  label: string;
+  /** The runbook the button starts. */
+  runbook: string;
+  /**
+   * The command arguments, from the stored run (never from the message). Throws RunStateConflictError
+   * when the run has nothing to start from.
+   */
+  args(run: RunRecord): CommandArgs;
+}
 
 /** What a runbook's code sees: the run, its AWS scope, a logger, an abort signal. */
 export interface RunContext {
@@ -70,6 +107,11 @@ export interface RunContext {
   progress(text: string): Promise<void>;
   /** Records kept beside the run in the store. */
   ledger: RunLedger;
+  /**
+   * The runbook's own settings for this account (its `config` fragment, validated with the rest of the
+   * configuration); `undefined` when the account does not set them or the runbook declares none.
+   */
+  config: unknown;
 }
 
 /** One API call the plan will make, shown verbatim on the approval card. */
@@ -163,6 +205,16 @@ export interface Runbook<
   locateAccount?(ctx: LocateContext, input: I): Promise<AccountConfig>;
   /** The region to use when none is given (default: the account's first region). */
   defaultRegion?(account: AccountConfig): string;
+  /** Buttons a succeeded run offers, each starting another runbook (see FollowUp). */
+  followUps?: readonly FollowUp[];
+  /** The runbook's own settings: a field of each account, validated by its schema (see ConfigFragment). */
+  config?: ConfigFragment;
+  /**
+   * Pacing for the AWS APIs the runbook calls, by `service` or `service:Operation` (the published limit
+   * of an API it calls in bursts). Merged into the process-wide limiter table, so every runbook calling
+   * the same API is paced by it; two runbooks declaring one key must agree.
+   */
+  rateLimits?: Record<string, RateLimit>;
   undo: (Procedure<UndoSource<D, R>, UD, UR> & { title: string }) | 'irreversible';
 }
 
@@ -178,6 +230,19 @@ export function defineRunbook<
   UR extends Json = Json,
 >(runbook: Runbook<I, D, R, UD, UR>): Runbook<I, D, R, UD, UR> {
   return runbook;
+}
+
+/** Declares a runbook's config fragment (an identity function that fixes its type for `readConfig`). */
+export function defineConfig<C>(fragment: ConfigFragment<C>): ConfigFragment<C> {
+  return fragment;
+}
+
+/**
+ * The runbook's validated settings for the run's account: the engine puts the account's value of the
+ * runbook's own fragment in `ctx.config`; this gives it the fragment's type.
+ */
+export function readConfig<C>(ctx: Pick<RunContext, 'config'>, _fragment: ConfigFragment<C>): C | undefined {
+  return ctx.config as C | undefined;
 }
 
 /** Parses command arguments with a runbook's schema; errors list every problem and show the usage. */

@@ -17,8 +17,10 @@ import {
 } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
+import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig } from '../config.ts';
-import { AwsResourceNotFoundError, PlanRefusedError, QuellError } from '../errors.ts';
+import { AwsResourceNotFoundError, PlanRefusedError, QuellError, RunStateConflictError } from '../errors.ts';
+import type { RunRecord } from '../store/store.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
@@ -27,6 +29,7 @@ import {
   ReasonOptionSchema,
   type RunContext,
 } from './define-runbook.ts';
+import type { CommandArgs } from './engine/command-grammar.ts';
 
 /** Long-term (AKIA) and temporary (ASIA) access key ids: 4 letters, then 16 base32 characters. */
 export const AccessKeyIdSchema = z
@@ -81,10 +84,18 @@ type UndoData = {
 
 type UndoResult = { keyReactivated: boolean; policyReverted: boolean; failures: string[] };
 
-/** The region of IAM's global endpoint in the partition of `roleArn`. */
-export function iamRegionFor(roleArn: string): string {
-  const partition = roleArn.split(':')[1];
-  return partition === 'aws-us-gov' ? 'us-gov-west-1' : partition === 'aws-cn' ? 'cn-north-1' : 'us-east-1';
+/**
+ * The command behind a succeeded run's "Look up this key's activity" button: `trail` for the key in the
+ * stored plan (never from the message), the last 24 hours, in the same account.
+ */
+export function keyActivityArgs(run: RunRecord): CommandArgs {
+  const keyId = (run.plan as { data?: { keyId?: unknown } } | null)?.data?.keyId;
+  const parsed = AccessKeyIdSchema.safeParse(keyId);
+  if (!parsed.success) throw new RunStateConflictError(`Run \`${run.id}\` has no access key on record.`);
+  return {
+    positional: [],
+    options: { key: parsed.data, since: '24h', ...(run.accountAlias ? { account: run.accountAlias } : {}) },
+  };
 }
 
 /** The inline policy name: one per key, so undoing one key never lifts another key's revocation. */
@@ -558,6 +569,15 @@ export const disableKey = defineRunbook({
   },
   // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).
   defaultRegion: (account) => iamRegionFor(account.roles.read),
+  followUps: [
+    {
+      // The action id cards have carried since the button was added: keep it.
+      actionId: 'quell_trail_key',
+      label: "Look up this key's activity",
+      runbook: 'trail',
+      args: keyActivityArgs,
+    },
+  ],
   locateAccount: locateKeyAccount,
   plan: planDisable,
   async recheck(ctx, plan) {

@@ -30,20 +30,36 @@ import {
   type SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
-import { DEFAULT_ALLOWED_PUBLIC_PORTS } from '../config.ts';
 import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
 import type { Json } from '../store/store.ts';
 import {
   AccountOptionSchema,
+  defineConfig,
   defineRunbook,
   type Outcome,
   type OutcomeFile,
   type Plan,
   RegionOptionSchema,
   type RunContext,
+  readConfig,
 } from './define-runbook.ts';
 
 const USAGE = 'drift <stack-name>|all|vpc-0abc… [account=prod] [region=eu-west-1]';
+
+/** Ports `drift` accepts open to the internet when an account sets no `allowedPublicPorts`. */
+export const DEFAULT_ALLOWED_PUBLIC_PORTS: readonly number[] = [443];
+
+/**
+ * drift's setting, a field of each account (where it has always been): the posture baseline, the ports a
+ * security group may open to the internet (0.0.0.0/0, ::/0), TCP or UDP. Anything else open to the
+ * internet is reported. Default: 443 only.
+ */
+export const DriftConfig = defineConfig({
+  key: 'allowedPublicPorts',
+  schema: z
+    .array(z.number().int().min(0, 'must be a port 0–65535').max(65535, 'must be a port 0–65535'))
+    .max(100),
+});
 
 /** VPC ids: `vpc-` and 8 (older) or 17 lower-case hex digits. */
 export const VPC_ID = /^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
@@ -781,7 +797,7 @@ function describeTarget(target: DriftTarget, region: string): string {
 
 async function planDrift(ctx: RunContext, input: DriftInput): Promise<Plan<DriftData>> {
   const { target } = input;
-  const allowedPorts = [...(ctx.account.allowedPublicPorts ?? DEFAULT_ALLOWED_PUBLIC_PORTS)].sort(
+  const allowedPorts = [...(readConfig(ctx, DriftConfig) ?? DEFAULT_ALLOWED_PUBLIC_PORTS)].sort(
     (a, b) => a - b,
   );
   const calls: Plan['calls'] = [];
@@ -924,6 +940,7 @@ export const drift = defineRunbook({
   usage: USAGE,
   input: DriftInputSchema,
   access: 'read',
+  config: DriftConfig,
   iam: {
     plan: [],
     execute: [

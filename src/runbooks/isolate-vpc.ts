@@ -24,6 +24,7 @@ import {
   type Tag,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
+import type { RateLimit } from '../aws/rate-limits.ts';
 import {
   AwsAccessDeniedError,
   AwsCallFailedError,
@@ -32,7 +33,7 @@ import {
   PlanRefusedError,
   QuellError,
 } from '../errors.ts';
-import type { AclAssociationUpdate, Json } from '../store/store.ts';
+import type { Json } from '../store/store.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
@@ -43,8 +44,10 @@ import {
   ReasonOptionSchema,
   RegionOptionSchema,
   type RunContext,
+  type RunLedger,
 } from './define-runbook.ts';
 import { ForensicCidrSchema, parseCidr } from './parse-cidr.ts';
+import { typedLedger } from './run-ledger.ts';
 
 /** VPC ids: `vpc-` and 8 (older) or 17 hexadecimal digits. */
 export const VpcIdSchema = z
@@ -182,6 +185,99 @@ function tagOf(tags: Tag[] | undefined, key: string): string | undefined {
  */
 export function hasQuarantineTag(acl: NetworkAcl, vpcId: string): boolean {
   return tagOf(acl.Tags, TAG.quarantine) === vpcId;
+}
+
+// ─── the record of each moved subnet (the run ledger) ─────────────────────────────────────────────────
+
+/** Where one subnet stands in a VPC isolation. */
+export type AclAssociationState = 'recorded' | 'isolated' | 'failed' | 'restored';
+
+/**
+ * A subnet's network-ACL association as it was before isolate-vpc moved it to a quarantine ACL, written
+ * to the isolating run's ledger (key `acl/<account>/<region>/<vpc>/<subnet>`) before the move, so that
+ * restore-vpc (or the run's Undo) can put it back. `previousAclId` is written once and never changed, so
+ * a retry cannot overwrite the original.
+ */
+const SavedAclSchema = z.object({
+  subnetId: z.string(),
+  /** The ACL the subnet was on before the run moved it. */
+  previousAclId: z.string(),
+  /** The quarantine ACL the run moves it to. */
+  quarantineAclId: z.string(),
+  state: z.enum(['recorded', 'isolated', 'failed', 'restored']),
+  /** Why the move (or the restore) failed, as an AWS error code; null otherwise. */
+  error: z.string().nullable(),
+});
+
+/** A recorded subnet with the run that recorded it, as restore reads it back. */
+export type SavedAclAssociation = z.infer<typeof SavedAclSchema> & {
+  runId: string;
+  recordedAt: number;
+  updatedAt: number;
+};
+
+/** A change of state of one recorded subnet. */
+type AclStateChange = { runId: string; subnetId: string; state: AclAssociationState; error: string | null };
+
+/** Where one VPC's records live in the ledger. */
+function aclPrefix(where: { accountId: string; region: string; vpcId: string }): string {
+  return `acl/${where.accountId}/${where.region}/${where.vpcId}/`;
+}
+
+/** The recorded subnets of one VPC (of one run, when given), oldest first. */
+export async function listSavedAcls(
+  ledger: RunLedger,
+  where: { accountId: string; region: string; vpcId: string; runId?: string },
+): Promise<SavedAclAssociation[]> {
+  const entries = await typedLedger(ledger, SavedAclSchema).list({
+    prefix: aclPrefix(where),
+    ...(where.runId !== undefined ? { runId: where.runId } : {}),
+  });
+  return entries.map((e) => ({
+    ...e.value,
+    runId: e.runId,
+    recordedAt: e.recordedAt,
+    updatedAt: e.updatedAt,
+  }));
+}
+
+/** Records subnets before they move; a subnet this run already recorded keeps its original record. */
+async function recordSavedAcls(
+  ctx: RunContext,
+  vpcId: string,
+  rows: { subnetId: string; previousAclId: string; quarantineAclId: string }[],
+): Promise<void> {
+  const prefix = aclPrefix({ accountId: ctx.account.id, region: ctx.region, vpcId });
+  await typedLedger(ctx.ledger, SavedAclSchema).put(
+    rows.map((r) => ({
+      runId: ctx.runId,
+      key: `${prefix}${r.subnetId}`,
+      value: { ...r, state: 'recorded', error: null },
+    })),
+  );
+}
+
+/** Changes the state of recorded subnets (of any run of the VPC); a subnet with no record is skipped. */
+async function settleSavedAcls(ctx: RunContext, vpcId: string, changes: AclStateChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  const where = { accountId: ctx.account.id, region: ctx.region, vpcId };
+  const recorded = new Map(
+    (await listSavedAcls(ctx.ledger, where)).map((r) => [`${r.runId}/${r.subnetId}`, r]),
+  );
+  await typedLedger(ctx.ledger, SavedAclSchema).update(
+    changes.flatMap((c) => {
+      const saved = recorded.get(`${c.runId}/${c.subnetId}`);
+      if (!saved) return [];
+      const { runId, recordedAt, updatedAt, ...value } = saved;
+      return [
+        {
+          runId,
+          key: `${aclPrefix(where)}${c.subnetId}`,
+          value: { ...value, state: c.state, error: c.error },
+        },
+      ];
+    }),
+  );
 }
 
 /** Every network ACL of the VPC, with its rules, tags and subnet associations. */
@@ -552,12 +648,7 @@ async function recheckIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
   const { vpcId, allow } = plan.data;
   const [acls, own] = await Promise.all([
     listVpcAcls(ec2, vpcId),
-    ctx.ledger.listAclAssociations({
-      accountId: ctx.account.id,
-      region: ctx.region,
-      vpcId,
-      runId: ctx.runId,
-    }),
+    listSavedAcls(ctx.ledger, { accountId: ctx.account.id, region: ctx.region, vpcId, runId: ctx.runId }),
   ]);
   rechecked.set(ctx, acls);
   const isDefault = (plan.material as { isDefault?: boolean } | null)?.isDefault === true;
@@ -678,25 +769,18 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
 
   // 3. Record every previous association, then move every subnet at once (paced by the EC2 limiter).
   const current = associationsOf(acls);
-  const now = ctx.now().getTime();
   const already = moves.filter((m) => current.get(m.subnetId)?.aclId === quarantineAclId);
   const gone = moves.filter((m) => !current.has(m.subnetId));
   const toMove = moves.filter(
     (m) => current.has(m.subnetId) && current.get(m.subnetId)?.aclId !== quarantineAclId,
   );
-  await ctx.ledger.recordAclAssociations(
+  await recordSavedAcls(
+    ctx,
+    vpcId,
     toMove.map((m) => ({
-      runId: ctx.runId,
-      accountId: ctx.account.id,
-      region: ctx.region,
-      vpcId,
       subnetId: m.subnetId,
       previousAclId: current.get(m.subnetId)?.aclId ?? m.aclId,
       quarantineAclId,
-      state: 'recorded',
-      error: null,
-      recordedAt: now,
-      updatedAt: now,
     })),
   );
   const moved = await Promise.allSettled(
@@ -710,7 +794,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
       ),
     ),
   );
-  const updates: AclAssociationUpdate[] = already.map((m) => ({
+  const updates: AclStateChange[] = already.map((m) => ({
     runId: ctx.runId,
     subnetId: m.subnetId,
     state: 'isolated',
@@ -730,7 +814,7 @@ async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
     }
   });
   for (const m of gone) result.failed.push({ subnetId: m.subnetId, error: 'subnet no longer exists' });
-  await ctx.ledger.updateAclAssociations(updates, ctx.now().getTime());
+  await settleSavedAcls(ctx, vpcId, updates);
 
   const ok = result.failed.length === 0;
   const notIsolated = result.failed.map((f) => `${f.subnetId} (${f.error})`);
@@ -819,7 +903,7 @@ export type RestoreResult = {
 export async function planRestore(ctx: RunContext, vpcId: string): Promise<Plan<RestoreData>> {
   const ec2 = ctx.aws.client(EC2Client);
   const [rows, acls] = await Promise.all([
-    ctx.ledger.listAclAssociations({ accountId: ctx.account.id, region: ctx.region, vpcId }),
+    listSavedAcls(ctx.ledger, { accountId: ctx.account.id, region: ctx.region, vpcId }),
     listVpcAcls(ec2, vpcId),
   ]);
   const open = rows.filter((r) => r.state !== 'restored');
@@ -974,14 +1058,14 @@ export async function executeRestore(
   const failedSubnets = new Set(result.failed.map((f) => f.subnetId));
   // Rows of subnets that are back (or that the plan found nothing to do for) are settled.
   const plannedMoves = new Set(moves.map((m) => m.subnetId));
-  const updates: AclAssociationUpdate[] = settle
+  const updates: AclStateChange[] = settle
     .filter(
       (s) =>
         !failedSubnets.has(s.subnetId) &&
         (result.restored.includes(s.subnetId) || !plannedMoves.has(s.subnetId)),
     )
     .map((s) => ({ ...s, state: 'restored', error: null }));
-  await ctx.ledger.updateAclAssociations(updates, ctx.now().getTime());
+  await settleSavedAcls(ctx, vpcId, updates);
 
   // An ACL still holding a subnet that failed to move back cannot be deleted (AWS refuses anyway).
   const stillUsed = new Set(moves.filter((m) => failedSubnets.has(m.subnetId)).map((m) => m.fromAclId));
@@ -1051,6 +1135,18 @@ export async function verifyRestore(
   };
 }
 
+/**
+ * EC2 throttles per account, Region and API with token buckets
+ * (docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): mutating actions 50 tokens refilled
+ * at 5 per second. Each of the two calls isolate-vpc (and restore) sends for every subnet or rule at once
+ * gets a bucket of its own, so that all of them start at once up to the bucket (a VPC has at most 200
+ * subnets by default) and are then paced at the refill rate.
+ */
+export const NETWORK_ACL_RATE_LIMITS: Record<string, RateLimit> = {
+  'ec2:ReplaceNetworkAclAssociation': { perSecond: 5, burst: 50, maxConcurrent: 50 },
+  'ec2:CreateNetworkAclEntry': { perSecond: 5, burst: 50, maxConcurrent: 50 },
+};
+
 /** The runbook. */
 export const isolateVpc = defineRunbook({
   id: 'isolate-vpc',
@@ -1080,6 +1176,7 @@ export const isolateVpc = defineRunbook({
     ],
     undo: ['ec2:DescribeNetworkAcls', 'ec2:ReplaceNetworkAclAssociation', 'ec2:DeleteNetworkAcl'],
   },
+  rateLimits: NETWORK_ACL_RATE_LIMITS,
   plan: planIsolate,
   recheck: recheckIsolate,
   execute: executeIsolate,

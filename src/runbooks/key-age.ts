@@ -15,8 +15,15 @@ import {
 } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
+import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
-import { AwsCallFailedError, AwsResourceNotFoundError, asQuellError, ErrorCode } from '../errors.ts';
+import {
+  AwsCallFailedError,
+  AwsResourceNotFoundError,
+  asQuellError,
+  ErrorCode,
+  QuellError,
+} from '../errors.ts';
 import type { RunRecord, SnoozeRecord } from '../store/store.ts';
 import {
   AccountOptionSchema,
@@ -26,7 +33,6 @@ import {
   type PlannedCall,
   type RunContext,
 } from './define-runbook.ts';
-import { iamRegionFor } from './disable-key.ts';
 import { type CredentialReportRow, parseCredentialReport } from './parse-credential-report.ts';
 
 const DAY_MS = 86_400_000;

@@ -11,7 +11,14 @@ import {
   ReasonOptionSchema,
   RegionOptionSchema,
 } from './define-runbook.ts';
-import { executeRestore, planRestore, recheckRestore, VpcIdSchema, verifyRestore } from './isolate-vpc.ts';
+import {
+  executeRestore,
+  NETWORK_ACL_RATE_LIMITS,
+  planRestore,
+  recheckRestore,
+  VpcIdSchema,
+  verifyRestore,
+} from './isolate-vpc.ts';
 
 const RestoreVpcInputSchema = z
   .object({
@@ -41,6 +48,8 @@ export const restoreVpc = defineRunbook({
     plan: ['ec2:DescribeNetworkAcls'],
     execute: ['ec2:DescribeNetworkAcls', 'ec2:ReplaceNetworkAclAssociation', 'ec2:DeleteNetworkAcl'],
   },
+  // It moves every subnet back at once, as isolate-vpc moved them.
+  rateLimits: NETWORK_ACL_RATE_LIMITS,
   plan: (ctx, input) => planRestore(ctx, input.vpcId),
   recheck: recheckRestore,
   execute: executeRestore,

@@ -14,7 +14,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { AwsRegionSchema } from '../config.ts';
+import { AwsRegionSchema } from '../config-fields.ts';
 import { AwsResourceNotFoundError, InputInvalidError, PlanRefusedError } from '../errors.ts';
 import type { Json } from '../store/store.ts';
 import {

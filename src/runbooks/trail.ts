@@ -1,7 +1,7 @@
 /**
  * trail: CloudTrail `LookupEvents` by one attribute over a time window, in one or more regions in
- * parallel, paced at CloudTrail's 2 requests per second per account and region (the pacing lives in the
- * client factory's limiter, shared by every run). Read-only: it runs right after planning with the read
+ * parallel, paced at CloudTrail's 2 requests per second per account and region (declared here as the
+ * runbook's rate limit; the client factory's limiter, shared by every run, applies it). Read-only: it runs right after planning with the read
  * role. The summary goes on the run's card; the full result is attached to its thread as CSV and JSON.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,9 +12,9 @@ import {
   LookupEventsCommand,
 } from '@aws-sdk/client-cloudtrail';
 import { z } from 'zod';
-import { AwsRegionSchema } from '../config.ts';
-import { AwsThrottledError, InputInvalidError, QuellError, RunStateConflictError } from '../errors.ts';
-import type { Json, RunRecord } from '../store/store.ts';
+import { AwsRegionSchema } from '../config-fields.ts';
+import { AwsThrottledError, InputInvalidError, QuellError } from '../errors.ts';
+import type { Json } from '../store/store.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
@@ -24,7 +24,6 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import { AccessKeyIdSchema } from './disable-key.ts';
-import type { CommandArgs } from './engine/command-grammar.ts';
 
 /** How far back CloudTrail's event history goes. */
 export const MAX_LOOKBACK_MS = 90 * 86_400_000;
@@ -685,6 +684,14 @@ export const trail = defineRunbook({
   input: TrailInputSchema,
   access: 'read',
   iam: { plan: [], execute: ['cloudtrail:LookupEvents'] },
+  rateLimits: {
+    // LookupEvents is limited to 2 requests per second per account and Region
+    // (docs.aws.amazon.com/awscloudtrail/latest/APIReference/API_LookupEvents.html). A reservoir of 2
+    // refilled every second lets 4 requests through within a few ms across a refill boundary (2 just
+    // before, 2 just after), which a limit over any one-second window throttles; so CloudTrail is
+    // `spaced`: one request every 525 ms, never more than 2 in any second.
+    cloudtrail: { perSecond: 2, maxConcurrent: 2, pacing: 'spaced' },
+  },
   plan: planTrail,
   // Nothing in the world has to stay as planned for a lookup: the approved query is what runs.
   recheck: async (_ctx, plan) => plan.material,
@@ -692,22 +699,3 @@ export const trail = defineRunbook({
   verify: async () => ({ ok: true, summary: 'Nothing was changed (read-only).', facts: [], data: null }),
   undo: 'irreversible',
 });
-
-/**
- * The command behind a succeeded `disable-key` card's "Look up this key's activity" button: the key
- * comes from the stored plan (never from the message), the last 24 hours, in the same account.
- */
-export function keyActivityArgs(run: RunRecord): CommandArgs {
-  const keyId = (run.plan as { data?: { keyId?: unknown } } | null)?.data?.keyId;
-  if (run.runbook !== 'disable-key' || run.kind !== 'run' || run.state !== 'succeeded') {
-    throw new RunStateConflictError(
-      `Run \`${run.id}\` is not a succeeded \`disable-key\` run; look the key up with \`trail key=…\`.`,
-    );
-  }
-  const parsed = AccessKeyIdSchema.safeParse(keyId);
-  if (!parsed.success) throw new RunStateConflictError(`Run \`${run.id}\` has no access key on record.`);
-  return {
-    positional: [],
-    options: { key: parsed.data, since: '24h', ...(run.accountAlias ? { account: run.accountAlias } : {}) },
-  };
-}

@@ -5,6 +5,7 @@
  */
 import type { Plan } from '../runbooks/define-runbook.ts';
 import type { RunView } from '../runbooks/engine/engine.ts';
+import { offersFollowUps } from '../runbooks/resolve-follow-up.ts';
 import type { RunRecord, RunState } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn, mentionUser, plainText } from './escape-text.ts';
 
@@ -16,7 +17,10 @@ export const ACTION = {
   review: 'quell_review',
   /** On a partially applied card: runs the remaining changes under the same approval. */
   retry: 'quell_retry',
-  /** On a succeeded disable-key card: runs `trail key=<that key> since=24h`. */
+  /**
+   * disable-key's follow-up ("Look up this key's activity"), declared in its runbook file like every
+   * follow-up; named here because cards posted before follow-ups were declared carry it.
+   */
   trailKey: 'quell_trail_key',
 } as const;
 
@@ -194,13 +198,16 @@ function buildButtons({ run, runbook }: RunView): Block[] {
   ) {
     buttons.push({ type: 'button', action_id: ACTION.undo, text: plainText('Undo'), value: run.id });
   }
-  if (run.state === 'succeeded' && run.kind === 'run' && runbook.id === 'disable-key') {
-    buttons.push({
-      type: 'button',
-      action_id: ACTION.trailKey,
-      text: plainText("Look up this key's activity"),
-      value: run.id,
-    });
+  // The runbook's own follow-ups (each starts another runbook from this stored run).
+  if (offersFollowUps(run)) {
+    for (const followUp of runbook.followUps ?? []) {
+      buttons.push({
+        type: 'button',
+        action_id: followUp.actionId,
+        text: plainText(followUp.label),
+        value: run.id,
+      });
+    }
   }
   if (run.breakGlass && run.reviewState === 'pending') {
     buttons.push({

@@ -10,7 +10,7 @@ import { QuellError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/engine/command-grammar.ts';
 import type { Engine } from '../runbooks/engine/engine.ts';
-import { keyActivityArgs } from '../runbooks/trail.ts';
+import { listFollowUps, resolveFollowUp } from '../runbooks/resolve-follow-up.ts';
 import type { ActionRouter } from './action-router.ts';
 import { buildHelp } from './build-help.ts';
 import { ACTION, buildRunCard } from './build-run-card.ts';
@@ -149,26 +149,29 @@ export function registerHandlers(
     }
   });
 
-  // "Look up this key's activity": the key comes from the stored run, and the lookup goes through the
-  // same guardrails as a typed `trail key=… since=24h` from the clicker.
-  actions.action(ACTION.trailKey, async ({ ack, body, action, respond }) => {
-    await ack();
-    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
-    const requester: SlackRequester = {
-      user: body.user.id,
-      channel: body.channel?.id ?? '',
-      source: 'slack',
-      responseUrl:
-        'response_url' in body && typeof body.response_url === 'string' ? body.response_url : undefined,
-    };
-    try {
-      const { run } = await engine.view(runId, requester.channel);
-      const prepared = engine.prepare('trail', keyActivityArgs(run), requester);
-      await engine.start(prepared, requester);
-    } catch (error) {
-      await tellClicker(respond, formatError(error, log, command), log);
-    }
-  });
+  // The runbooks' follow-up buttons: the arguments come from the stored run, and the new run goes
+  // through the same guardrails as the command typed by the clicker.
+  for (const { followUp } of listFollowUps(engine.runbooks)) {
+    actions.action(followUp.actionId, async ({ ack, body, action, respond }) => {
+      await ack();
+      const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+      const requester: SlackRequester = {
+        user: body.user.id,
+        channel: body.channel?.id ?? '',
+        source: 'slack',
+        responseUrl:
+          'response_url' in body && typeof body.response_url === 'string' ? body.response_url : undefined,
+      };
+      try {
+        const { run } = await engine.view(runId, requester.channel);
+        const next = resolveFollowUp(engine.runbooks, followUp.actionId, run);
+        const prepared = engine.prepare(next.runbook, next.args, requester);
+        await engine.start(prepared, requester);
+      } catch (error) {
+        await tellClicker(respond, formatError(error, log, command), log);
+      }
+    });
+  }
 }
 
 function recordRejection(

@@ -9,19 +9,19 @@
  */
 import pg from 'pg';
 import { StorageError } from '../errors.ts';
-import { fromJson, GENESIS_HASH, patchEntries, toAclState, toJson, toRun } from './run-rows.ts';
+import { fromJson, GENESIS_HASH, patchEntries, toJson, toLedgerRecord, toRun } from './run-rows.ts';
 import type {
-  AclAssociationUpdate,
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
   DecisionRecord,
   Json,
+  LedgerRecord,
+  LedgerRecordWrite,
   RunFilter,
   RunPatch,
   RunRecord,
   RunState,
-  SavedAclAssociation,
   ScheduleSlot,
   SnoozeRecord,
   Store,
@@ -31,7 +31,7 @@ import type {
  * Versioned migrations, append only; each version is the same change as the SQLite store's migration of
  * that number (the dialects differ, the schema does not).
  */
-const MIGRATIONS: { version: number; sql: string }[] = [
+export const MIGRATIONS: { version: number; sql: string }[] = [
   {
     version: 1,
     sql: `
@@ -146,6 +146,29 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       ALTER TABLE runs ADD COLUMN executor TEXT;
       ALTER TABLE runs ADD COLUMN heartbeat_at BIGINT;
       CREATE INDEX runs_executor ON runs(executor, state);
+    `,
+  },
+  {
+    // The generic run ledger replaces isolate-vpc's own table: each recorded subnet becomes the entry
+    // `acl/<account>/<region>/<vpc>/<subnet>` of its run, with the same value, state and times.
+    version: 5,
+    sql: `
+      CREATE TABLE run_ledger (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        recorded_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, key)
+      );
+      CREATE INDEX run_ledger_recorded ON run_ledger(recorded_at);
+      INSERT INTO run_ledger (run_id, key, value, recorded_at, updated_at)
+        SELECT run_id, 'acl/' || account_id || '/' || region || '/' || vpc_id || '/' || subnet_id,
+          json_build_object('subnetId', subnet_id, 'previousAclId', previous_acl_id,
+            'quarantineAclId', quarantine_acl_id, 'state', state, 'error', error)::text,
+          recorded_at, updated_at
+        FROM acl_associations;
+      DROP TABLE acl_associations;
     `,
   },
 ];
@@ -495,71 +518,53 @@ export class PostgresStore implements Store {
     return result.rowCount === 1;
   }
 
-  async recordAclAssociations(rows: SavedAclAssociation[]): Promise<void> {
-    if (rows.length === 0) return;
+  async putLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void> {
+    if (entries.length === 0) return;
     await this.#transaction(async (c) => {
-      // DO NOTHING: the first record of a subnet in a run holds the original ACL; a retry must not replace it.
-      for (const r of rows) {
+      // DO NOTHING: the first write of a key in a run holds the original; a retry must not replace it.
+      for (const e of entries) {
         await c.query(
-          `INSERT INTO acl_associations (run_id, subnet_id, account_id, region, vpc_id, previous_acl_id,
-             quarantine_acl_id, state, error, recorded_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (run_id, subnet_id) DO NOTHING`,
-          [
-            r.runId,
-            r.subnetId,
-            r.accountId,
-            r.region,
-            r.vpcId,
-            r.previousAclId,
-            r.quarantineAclId,
-            r.state,
-            r.error,
-            r.recordedAt,
-            r.updatedAt,
-          ],
+          `INSERT INTO run_ledger (run_id, key, value, recorded_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+           ON CONFLICT (run_id, key) DO NOTHING`,
+          [e.runId, e.key, toJson(e.value) ?? 'null', now],
         );
       }
     });
   }
 
-  async updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void> {
-    if (updates.length === 0) return;
+  async updateLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void> {
+    if (entries.length === 0) return;
     await this.#transaction(async (c) => {
-      for (const u of updates) {
-        await c.query(
-          'UPDATE acl_associations SET state = $1, error = $2, updated_at = $3 WHERE run_id = $4 AND subnet_id = $5',
-          [u.state, u.error, now, u.runId, u.subnetId],
-        );
+      for (const e of entries) {
+        await c.query('UPDATE run_ledger SET value = $1, updated_at = $2 WHERE run_id = $3 AND key = $4', [
+          toJson(e.value) ?? 'null',
+          now,
+          e.runId,
+          e.key,
+        ]);
       }
     });
   }
 
-  async listAclAssociations(filter: {
-    accountId: string;
-    region: string;
-    vpcId: string;
-    runId?: string;
-  }): Promise<SavedAclAssociation[]> {
-    const params: string[] = [filter.accountId, filter.region, filter.vpcId];
-    if (filter.runId) params.push(filter.runId);
+  async listLedgerEntries(filter: { runId?: string; prefix?: string }): Promise<LedgerRecord[]> {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (filter.runId !== undefined) {
+      params.push(filter.runId);
+      where.push(`run_id = $${params.length}`);
+    }
+    if (filter.prefix) {
+      // left(), not LIKE: a key may hold % or _.
+      params.push(filter.prefix);
+      where.push(`left(key, char_length($${params.length})) = $${params.length}`);
+    }
+    // COLLATE "C": the same byte order as SQLite, whatever the database's collation.
     const { rows } = await this.#query(
-      `SELECT * FROM acl_associations WHERE account_id = $1 AND region = $2 AND vpc_id = $3
-       ${filter.runId ? 'AND run_id = $4' : ''} ORDER BY recorded_at, run_id, subnet_id`,
+      `SELECT * FROM run_ledger ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY recorded_at, run_id COLLATE "C", key COLLATE "C"`,
       params,
     );
-    return rows.map((r) => ({
-      runId: String(r.run_id),
-      subnetId: String(r.subnet_id),
-      accountId: String(r.account_id),
-      region: String(r.region),
-      vpcId: String(r.vpc_id),
-      previousAclId: String(r.previous_acl_id),
-      quarantineAclId: String(r.quarantine_acl_id),
-      state: toAclState(r.state),
-      error: r.error === null ? null : String(r.error),
-      recordedAt: Number(r.recorded_at),
-      updatedAt: Number(r.updated_at),
-    }));
+    return rows.map(toLedgerRecord);
   }
 
   async putSnooze(snooze: SnoozeRecord): Promise<void> {

@@ -2,7 +2,7 @@
  * How a run maps to and from a database row, shared by the SQLite and PostgreSQL stores: the same
  * columns, the same JSON encoding, only the SQL dialects differ.
  */
-import type { AclAssociationState, Json, RunPatch, RunRecord, RunState } from './store.ts';
+import type { Json, LedgerRecord, RunPatch, RunRecord, RunState } from './store.ts';
 
 /** The prevHash of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -48,9 +48,15 @@ export function fromJson(value: unknown): Json | null {
   return value === null || value === undefined ? null : (JSON.parse(String(value)) as Json);
 }
 
-/** An ACL association state column. */
-export function toAclState(value: unknown): AclAssociationState {
-  return value === 'isolated' || value === 'failed' || value === 'restored' ? value : 'recorded';
+/** A run_ledger row, from either store. */
+export function toLedgerRecord(row: Record<string, unknown>): LedgerRecord {
+  return {
+    runId: String(row.run_id),
+    key: String(row.key),
+    value: fromJson(row.value),
+    recordedAt: Number(row.recorded_at),
+    updatedAt: Number(row.updated_at),
+  };
 }
 
 /** A runs row, from either store, as a RunRecord. */

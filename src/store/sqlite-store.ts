@@ -7,26 +7,26 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StorageError } from '../errors.ts';
-import { fromJson, GENESIS_HASH, patchEntries, toAclState, toJson, toRun } from './run-rows.ts';
+import { fromJson, GENESIS_HASH, patchEntries, toJson, toLedgerRecord, toRun } from './run-rows.ts';
 import type {
-  AclAssociationUpdate,
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
   DecisionRecord,
   Json,
+  LedgerRecord,
+  LedgerRecordWrite,
   RunFilter,
   RunPatch,
   RunRecord,
   RunState,
-  SavedAclAssociation,
   ScheduleSlot,
   SnoozeRecord,
   Store,
 } from './store.ts';
 
 /** Versioned migrations; append only, never edit an applied one. */
-const MIGRATIONS: { version: number; sql: string }[] = [
+export const MIGRATIONS: { version: number; sql: string }[] = [
   {
     version: 1,
     sql: `
@@ -135,6 +135,29 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       ALTER TABLE runs ADD COLUMN executor TEXT;
       ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;
       CREATE INDEX runs_executor ON runs(executor, state);
+    `,
+  },
+  {
+    // The generic run ledger replaces isolate-vpc's own table: each recorded subnet becomes the entry
+    // `acl/<account>/<region>/<vpc>/<subnet>` of its run, with the same value, state and times.
+    version: 5,
+    sql: `
+      CREATE TABLE run_ledger (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, key)
+      );
+      CREATE INDEX run_ledger_recorded ON run_ledger(recorded_at);
+      INSERT INTO run_ledger (run_id, key, value, recorded_at, updated_at)
+        SELECT run_id, 'acl/' || account_id || '/' || region || '/' || vpc_id || '/' || subnet_id,
+          json_object('subnetId', subnet_id, 'previousAclId', previous_acl_id,
+            'quarantineAclId', quarantine_acl_id, 'state', state, 'error', error),
+          recorded_at, updated_at
+        FROM acl_associations;
+      DROP TABLE acl_associations;
     `,
   },
 ];
@@ -488,71 +511,48 @@ export class SqliteStore implements Store {
     );
   }
 
-  async recordAclAssociations(rows: SavedAclAssociation[]): Promise<void> {
-    if (rows.length === 0) return;
+  async putLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void> {
+    if (entries.length === 0) return;
     this.#transaction(() => {
-      // DO NOTHING: the first record of a subnet in a run holds the original ACL; a retry must not replace it.
+      // DO NOTHING: the first write of a key in a run holds the original; a retry must not replace it.
       const insert = this.#db.prepare(
-        `INSERT INTO acl_associations (run_id, subnet_id, account_id, region, vpc_id, previous_acl_id,
-           quarantine_acl_id, state, error, recorded_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, subnet_id) DO NOTHING`,
+        `INSERT INTO run_ledger (run_id, key, value, recorded_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (run_id, key) DO NOTHING`,
       );
-      for (const r of rows) {
-        insert.run(
-          r.runId,
-          r.subnetId,
-          r.accountId,
-          r.region,
-          r.vpcId,
-          r.previousAclId,
-          r.quarantineAclId,
-          r.state,
-          r.error,
-          r.recordedAt,
-          r.updatedAt,
-        );
-      }
+      for (const e of entries) insert.run(e.runId, e.key, toJson(e.value) ?? 'null', now, now);
     });
   }
 
-  async updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void> {
-    if (updates.length === 0) return;
+  async updateLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void> {
+    if (entries.length === 0) return;
     this.#transaction(() => {
       const update = this.#db.prepare(
-        'UPDATE acl_associations SET state = ?, error = ?, updated_at = ? WHERE run_id = ? AND subnet_id = ?',
+        'UPDATE run_ledger SET value = ?, updated_at = ? WHERE run_id = ? AND key = ?',
       );
-      for (const u of updates) update.run(u.state, u.error, now, u.runId, u.subnetId);
+      for (const e of entries) update.run(toJson(e.value) ?? 'null', now, e.runId, e.key);
     });
   }
 
-  async listAclAssociations(filter: {
-    accountId: string;
-    region: string;
-    vpcId: string;
-    runId?: string;
-  }): Promise<SavedAclAssociation[]> {
+  async listLedgerEntries(filter: { runId?: string; prefix?: string }): Promise<LedgerRecord[]> {
     return this.#guard(() => {
-      const params: string[] = [filter.accountId, filter.region, filter.vpcId];
-      if (filter.runId) params.push(filter.runId);
+      const where: string[] = [];
+      const params: string[] = [];
+      if (filter.runId !== undefined) {
+        where.push('run_id = ?');
+        params.push(filter.runId);
+      }
+      if (filter.prefix) {
+        // substr, not LIKE: a key may hold % or _.
+        where.push('substr(key, 1, length(?)) = ?');
+        params.push(filter.prefix, filter.prefix);
+      }
       const rows = this.#db
         .prepare(
-          `SELECT * FROM acl_associations WHERE account_id = ? AND region = ? AND vpc_id = ?
-           ${filter.runId ? 'AND run_id = ?' : ''} ORDER BY recorded_at, run_id, subnet_id`,
+          `SELECT * FROM run_ledger ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+           ORDER BY recorded_at, run_id, key`,
         )
         .all(...params) as Row[];
-      return rows.map((r) => ({
-        runId: String(r.run_id),
-        subnetId: String(r.subnet_id),
-        accountId: String(r.account_id),
-        region: String(r.region),
-        vpcId: String(r.vpc_id),
-        previousAclId: String(r.previous_acl_id),
-        quarantineAclId: String(r.quarantine_acl_id),
-        state: toAclState(r.state),
-        error: r.error === null ? null : String(r.error),
-        recordedAt: Number(r.recorded_at),
-        updatedAt: Number(r.updated_at),
-      }));
+      return rows.map(toLedgerRecord);
     });
   }
 

@@ -152,37 +152,21 @@ export interface SnoozeRecord {
   at: number;
 }
 
-/** Where one subnet stands in a VPC isolation (see SavedAclAssociation). */
-export type AclAssociationState = 'recorded' | 'isolated' | 'failed' | 'restored';
-
-/**
- * A subnet's network-ACL association as it was before isolate-vpc moved it to a quarantine ACL, written
- * before the move so that restore-vpc (or the run's Undo) can put it back. One row per isolating run and
- * subnet; `previousAclId` is written once and never changed, so a retry cannot overwrite the original.
- */
-export interface SavedAclAssociation {
+/** One entry of a run's ledger: state a runbook keeps between execute and undo (see RunLedger). */
+export interface LedgerRecord {
   runId: string;
-  accountId: string;
-  region: string;
-  vpcId: string;
-  subnetId: string;
-  /** The ACL the subnet was on before the run moved it. */
-  previousAclId: string;
-  /** The quarantine ACL the run moves it to. */
-  quarantineAclId: string;
-  state: AclAssociationState;
-  /** Why the move (or the restore) failed, as an AWS error code; null otherwise. */
-  error: string | null;
+  /** The runbook's own key, unique within the run. */
+  key: string;
+  value: Json;
   recordedAt: number;
   updatedAt: number;
 }
 
-/** A change of state of one recorded subnet. */
-export interface AclAssociationUpdate {
+/** A ledger entry to write. */
+export interface LedgerRecordWrite {
   runId: string;
-  subnetId: string;
-  state: AclAssociationState;
-  error: string | null;
+  key: string;
+  value: Json;
 }
 
 /** Which runs to list. */
@@ -265,18 +249,13 @@ export interface Store {
   /** Snoozes still in force at `now`. */
   activeSnoozes(now: number): Promise<SnoozeRecord[]>;
   /**
-   * Records subnets' network-ACL associations before they change. A row that exists for the same run and
-   * subnet is left exactly as it is (its previous ACL is the original one).
+   * Writes ledger entries in one transaction. An entry that exists for the same run and key is left
+   * exactly as it is (the first write holds the original value).
    */
-  recordAclAssociations(rows: SavedAclAssociation[]): Promise<void>;
-  /** Changes the state of recorded associations, in one transaction. */
-  updateAclAssociations(updates: AclAssociationUpdate[], now: number): Promise<void>;
-  /** The recorded associations of one VPC (optionally of one run), oldest first. */
-  listAclAssociations(filter: {
-    accountId: string;
-    region: string;
-    vpcId: string;
-    runId?: string;
-  }): Promise<SavedAclAssociation[]>;
+  putLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void>;
+  /** Replaces the values of existing ledger entries, in one transaction; missing ones are not created. */
+  updateLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void>;
+  /** Ledger entries of one run (or of every run) whose key starts with `prefix`; oldest first. */
+  listLedgerEntries(filter: { runId?: string; prefix?: string }): Promise<LedgerRecord[]>;
   close(): Promise<void>;
 }

@@ -10,7 +10,8 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { CreateSubnetCommand } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { verifyAuditChain } from '../../src/audit/chain.ts';
-import { hasQuarantineTag, TAG } from '../../src/runbooks/isolate-vpc.ts';
+import { hasQuarantineTag, listSavedAcls, TAG } from '../../src/runbooks/isolate-vpc.ts';
+import { createRunLedger } from '../../src/runbooks/run-ledger.ts';
 import { buildRunCard } from '../../src/slack/build-run-card.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
@@ -136,7 +137,11 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     );
 
     // The store holds every previous association, written before the first move was even announced.
-    const rows = await t.store.listAclAssociations({ accountId, region: 'us-east-1', vpcId: vpc.vpcId });
+    const rows = await listSavedAcls(createRunLedger(t.store), {
+      accountId,
+      region: 'us-east-1',
+      vpcId: vpc.vpcId,
+    });
     expect(new Map(rows.map((r) => [r.subnetId, r.previousAclId]))).toEqual(vpc.original);
     expect(rows.every((r) => r.state === 'isolated' && r.quarantineAclId === q.NetworkAclId)).toBe(true);
     const audit = await t.store.listAudit({ runId: run.id });
@@ -161,7 +166,11 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     expect(undone.state).toBe('succeeded');
     expect(await currentAcls(ec2, vpc.vpcId)).toEqual(vpc.original);
     expect((await vpcAcls(ec2, vpc.vpcId)).some((a) => a.NetworkAclId === q.NetworkAclId)).toBe(false);
-    const after = await t.store.listAclAssociations({ accountId, region: 'us-east-1', vpcId: vpc.vpcId });
+    const after = await listSavedAcls(createRunLedger(t.store), {
+      accountId,
+      region: 'us-east-1',
+      vpcId: vpc.vpcId,
+    });
     expect(after.every((r) => r.state === 'restored')).toBe(true);
     expect((await verifyAuditChain(await t.store.listAudit())).ok).toBe(true);
   });
@@ -207,7 +216,7 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     const now = await currentAcls(ec2, vpc.vpcId);
     expect(now.get(victim)).toBe(vpc.original.get(victim));
     for (const s of vpc.subnetIds.filter((x) => x !== victim)) expect(now.get(s)).toBe(q);
-    const rows = await t.store.listAclAssociations({
+    const rows = await listSavedAcls(createRunLedger(t.store), {
       accountId,
       region: 'us-east-1',
       vpcId: vpc.vpcId,
@@ -248,7 +257,7 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
     for (const s of vpc.subnetIds) expect((await currentAcls(ec2, vpc.vpcId)).get(s)).toBe(q);
     // The record of the first failed attempt still holds the original ACL.
     const victimRow = (
-      await t.store.listAclAssociations({ accountId, region: 'us-east-1', vpcId: vpc.vpcId })
+      await listSavedAcls(createRunLedger(t.store), { accountId, region: 'us-east-1', vpcId: vpc.vpcId })
     ).find((r) => r.subnetId === victim);
     expect(victimRow).toMatchObject({ previousAclId: vpc.original.get(victim), state: 'isolated' });
     await expect(t.engine.retry(run.id, 'U0RESP', CHANNEL)).rejects.toThrow(/Only a partially applied run/);

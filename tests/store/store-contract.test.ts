@@ -2,7 +2,8 @@
  * One suite, both stores: every Store method against SQLite (a temporary file) and PostgreSQL (a fresh
  * database in the run's throwaway cluster), including what only matters with several replicas: several
  * store instances on one database deciding, appending to the audit chain, claiming schedule slots and
- * taking over orphaned runs at the same time.
+ * taking over orphaned runs at the same time; and the run ledger, including the rows an older database
+ * kept in isolate-vpc's own table, which the migration moves into it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,10 @@ import { evaluateDecision } from '../../src/approvals/evaluate-decision.ts';
 import { hashAuditEntry, verifyAuditChain } from '../../src/audit/chain.ts';
 import { StorageError } from '../../src/errors.ts';
 import { openStore } from '../../src/open-store.ts';
+import { listSavedAcls } from '../../src/runbooks/isolate-vpc.ts';
+import { createRunLedger } from '../../src/runbooks/run-ledger.ts';
+import { MIGRATIONS as POSTGRES_MIGRATIONS } from '../../src/store/postgres-store.ts';
+import { MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/store/sqlite-store.ts';
 import type { AuditInput, DecisionOutcome, RunRecord, Store } from '../../src/store/store.ts';
 import { createTestDatabase } from '../support/postgres.ts';
 
@@ -102,7 +107,7 @@ function makeRun(overrides: Partial<RunRecord> = {}): RunRecord {
   };
 }
 
-describe.each(BACKENDS)('$name store', ({ create }) => {
+describe.each(BACKENDS)('$name store', ({ name, create }) => {
   let backend: Backend;
   let store: Store;
   const extra: Store[] = [];
@@ -443,59 +448,157 @@ describe.each(BACKENDS)('$name store', ({ create }) => {
     expect(await store.activeSnoozes(500)).toEqual([]);
   });
 
-  it('records ACL associations once per run and subnet, updates their state, lists them per VPC', async () => {
+  it('keeps a ledger per run: first write of a key wins, updates in place, lists by run and key prefix', async () => {
     const first = makeRun({ state: 'running' });
     const second = makeRun({ state: 'running' });
     await store.createRun(first);
     await store.createRun(second);
-    const row = (runId: string, subnetId: string, previousAclId: string, at: number) => ({
-      runId,
-      subnetId,
-      accountId: '111111111111',
-      region: 'eu-west-1',
-      vpcId: 'vpc-0abc',
-      previousAclId,
-      quarantineAclId: 'acl-quarantine',
-      state: 'recorded' as const,
-      error: null,
-      recordedAt: at,
-      updatedAt: at,
-    });
-    await store.recordAclAssociations([
-      row(first.id, 'subnet-1', 'acl-orig1', 10),
-      row(first.id, 'subnet-2', 'acl-orig2', 10),
-    ]);
-    // A retry records again: the original previous ACL is kept.
-    await store.recordAclAssociations([row(first.id, 'subnet-1', 'acl-quarantine', 20)]);
-    await store.recordAclAssociations([]);
-    await store.updateAclAssociations(
+    const vpc = 'acl/111111111111/eu-west-1/vpc-0abc/';
+    await store.putLedgerEntries(
       [
-        { runId: first.id, subnetId: 'subnet-1', state: 'isolated', error: null },
-        { runId: first.id, subnetId: 'subnet-2', state: 'failed', error: 'InvalidAssociationID.NotFound' },
+        { runId: first.id, key: `${vpc}subnet-1`, value: { previousAclId: 'acl-orig1', state: 'recorded' } },
+        { runId: first.id, key: `${vpc}subnet-2`, value: { previousAclId: 'acl-orig2', state: 'recorded' } },
+      ],
+      10,
+    );
+    // A retry writes again: the original value is kept.
+    await store.putLedgerEntries(
+      [
+        {
+          runId: first.id,
+          key: `${vpc}subnet-1`,
+          value: { previousAclId: 'acl-quarantine', state: 'recorded' },
+        },
+      ],
+      20,
+    );
+    await store.putLedgerEntries([], 25);
+    await store.updateLedgerEntries(
+      [
+        { runId: first.id, key: `${vpc}subnet-1`, value: { previousAclId: 'acl-orig1', state: 'isolated' } },
+        { runId: first.id, key: `${vpc}subnet-2`, value: { previousAclId: 'acl-orig2', state: 'failed' } },
+        // Not recorded: an update never creates an entry.
+        { runId: second.id, key: `${vpc}subnet-9`, value: { state: 'isolated' } },
       ],
       30,
     );
-    await store.recordAclAssociations([row(second.id, 'subnet-1', 'acl-quarantine', 40)]);
-    const all = await store.listAclAssociations({
-      accountId: '111111111111',
-      region: 'eu-west-1',
-      vpcId: 'vpc-0abc',
-    });
-    expect(all.map((r) => [r.runId, r.subnetId, r.previousAclId, r.state, r.error, r.updatedAt])).toEqual([
-      [first.id, 'subnet-1', 'acl-orig1', 'isolated', null, 30],
-      [first.id, 'subnet-2', 'acl-orig2', 'failed', 'InvalidAssociationID.NotFound', 30],
-      [second.id, 'subnet-1', 'acl-quarantine', 'recorded', null, 40],
+    await store.putLedgerEntries(
+      [
+        {
+          runId: second.id,
+          key: `${vpc}subnet-1`,
+          value: { previousAclId: 'acl-quarantine', state: 'recorded' },
+        },
+      ],
+      40,
+    );
+    // Another VPC whose id starts like the first one's, and keys holding LIKE wildcards.
+    await store.putLedgerEntries(
+      [
+        { runId: second.id, key: 'acl/111111111111/eu-west-1/vpc-0abcdef/subnet-1', value: null },
+        { runId: second.id, key: 'odd/%_', value: [1, 'two', { three: true }] },
+      ],
+      50,
+    );
+    const all = await store.listLedgerEntries({ prefix: vpc });
+    expect(all.map((e) => [e.runId, e.key, e.value, e.recordedAt, e.updatedAt])).toEqual([
+      [first.id, `${vpc}subnet-1`, { previousAclId: 'acl-orig1', state: 'isolated' }, 10, 30],
+      [first.id, `${vpc}subnet-2`, { previousAclId: 'acl-orig2', state: 'failed' }, 10, 30],
+      [second.id, `${vpc}subnet-1`, { previousAclId: 'acl-quarantine', state: 'recorded' }, 40, 40],
     ]);
-    const one = await store.listAclAssociations({
-      accountId: '111111111111',
-      region: 'eu-west-1',
-      vpcId: 'vpc-0abc',
-      runId: second.id,
-    });
-    expect(one).toHaveLength(1);
-    expect(
-      await store.listAclAssociations({ accountId: '111111111111', region: 'us-east-1', vpcId: 'vpc-0abc' }),
-    ).toEqual([]);
+    expect(await store.listLedgerEntries({ runId: second.id, prefix: vpc })).toHaveLength(1);
+    expect((await store.listLedgerEntries({ runId: first.id })).map((e) => e.key)).toEqual([
+      `${vpc}subnet-1`,
+      `${vpc}subnet-2`,
+    ]);
+    expect(await store.listLedgerEntries({ prefix: 'odd/%' })).toEqual([
+      { runId: second.id, key: 'odd/%_', value: [1, 'two', { three: true }], recordedAt: 50, updatedAt: 50 },
+    ]);
+    expect(await store.listLedgerEntries({ prefix: 'odd/x' })).toEqual([]);
+    expect(await store.listLedgerEntries({ prefix: 'acl/111111111111/us-east-1/' })).toEqual([]);
+    expect(await store.listLedgerEntries({})).toHaveLength(5);
+  });
+
+  it('moves the ACL associations of an older database into the ledger when it migrates', async () => {
+    // A database as quell left it before the ledger (migrations 1-4), with two isolations recorded.
+    const old = await create();
+    try {
+      const migrations = name === 'sqlite' ? SQLITE_MIGRATIONS : POSTGRES_MIGRATIONS;
+      const run = (id: string) =>
+        `INSERT INTO runs (id, runbook, kind, state, source, requester, channel, input, required_approvals,
+           break_glass, created_at, updated_at)
+         VALUES ('${id}', 'isolate-vpc', 'run', 'partial', 'slack', 'U0RESP', 'C0INCIDENT', '{}', 2, ${name === 'sqlite' ? 0 : 'false'}, 1, 1);`;
+      const acl = (
+        runId: string,
+        subnet: string,
+        previous: string,
+        state: string,
+        error: string,
+        at: number,
+      ) =>
+        `INSERT INTO acl_associations (run_id, subnet_id, account_id, region, vpc_id, previous_acl_id,
+           quarantine_acl_id, state, error, recorded_at, updated_at)
+         VALUES ('${runId}', '${subnet}', '111111111111', 'eu-west-1', 'vpc-0abc1234', '${previous}',
+           'acl-quarantine', '${state}', ${error}, ${at}, ${at + 5});`;
+      await old.raw(
+        [
+          'CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);',
+          ...migrations.filter((m) => m.version <= 4).map((m) => m.sql),
+          ...[1, 2, 3, 4].map((v) => `INSERT INTO schema_migrations (version, applied_at) VALUES (${v}, 1);`),
+          run('raaaaaaaaaaaa'),
+          run('rbbbbbbbbbbbb'),
+          acl('raaaaaaaaaaaa', 'subnet-1', 'acl-orig1', 'isolated', 'NULL', 10),
+          acl('raaaaaaaaaaaa', 'subnet-2', 'acl-orig2', 'failed', "'IncorrectState'", 10),
+          acl('rbbbbbbbbbbbb', 'subnet-1', 'acl-quarantine', 'recorded', 'NULL', 40),
+        ].join('\n'),
+      );
+      const migrated = await openStore(old.url);
+      extra.push(migrated);
+      expect(
+        await listSavedAcls(createRunLedger(migrated), {
+          accountId: '111111111111',
+          region: 'eu-west-1',
+          vpcId: 'vpc-0abc1234',
+        }),
+      ).toEqual([
+        {
+          runId: 'raaaaaaaaaaaa',
+          subnetId: 'subnet-1',
+          previousAclId: 'acl-orig1',
+          quarantineAclId: 'acl-quarantine',
+          state: 'isolated',
+          error: null,
+          recordedAt: 10,
+          updatedAt: 15,
+        },
+        {
+          runId: 'raaaaaaaaaaaa',
+          subnetId: 'subnet-2',
+          previousAclId: 'acl-orig2',
+          quarantineAclId: 'acl-quarantine',
+          state: 'failed',
+          error: 'IncorrectState',
+          recordedAt: 10,
+          updatedAt: 15,
+        },
+        {
+          runId: 'rbbbbbbbbbbbb',
+          subnetId: 'subnet-1',
+          previousAclId: 'acl-quarantine',
+          quarantineAclId: 'acl-quarantine',
+          state: 'recorded',
+          error: null,
+          recordedAt: 40,
+          updatedAt: 45,
+        },
+      ]);
+      // Migrating again changes nothing; the old table is gone.
+      await migrated.migrate();
+      expect(await migrated.listLedgerEntries({})).toHaveLength(3);
+      await expect(old.raw('SELECT * FROM acl_associations')).rejects.toThrow(/acl_associations/);
+    } finally {
+      await old.cleanup();
+    }
   });
 
   it('heartbeats in-flight runs and finds the orphans of a dead replica', async () => {

@@ -5,9 +5,15 @@
  */
 import type { AwsCallOutcome, AwsCallRecorder } from '../../src/aws/call-recorder.ts';
 import { AwsClientFactory, type ScopedAws } from '../../src/aws/client-factory.ts';
-import { type RateLimit, RateLimiters } from '../../src/aws/rate-limits.ts';
+import {
+  DEFAULT_RATE_LIMITS,
+  mergeRateLimits,
+  type RateLimit,
+  RateLimiters,
+} from '../../src/aws/rate-limits.ts';
 import type { AwsSessions } from '../../src/aws/sessions.ts';
 import type { AccountConfig } from '../../src/config.ts';
+import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 
 export const STATIC_ACCOUNT: AccountConfig = {
   alias: 'prod',
@@ -49,7 +55,8 @@ export function staticAwsScope(
       calls.push(outcome);
     },
   };
-  const limiters = new RateLimiters(options.rateLimits);
+  // As composeCore builds it: the defaults and the runbooks' declared limits (trail's CloudTrail pacing).
+  const limiters = new RateLimiters(options.rateLimits ?? mergeRateLimits(DEFAULT_RATE_LIMITS, RUNBOOKS));
   const factory = new AwsClientFactory({ sessions, limiters, recorder });
   const scope = factory.scope({
     account,

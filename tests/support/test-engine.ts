@@ -9,12 +9,18 @@ import { join } from 'node:path';
 import { AuditLog } from '../../src/audit/audit-log.ts';
 import { createAuditCallRecorder } from '../../src/audit/record-aws-calls.ts';
 import { AwsClientFactory } from '../../src/aws/client-factory.ts';
-import { type RateLimit, RateLimiters } from '../../src/aws/rate-limits.ts';
+import {
+  DEFAULT_RATE_LIMITS,
+  mergeRateLimits,
+  type RateLimit,
+  RateLimiters,
+} from '../../src/aws/rate-limits.ts';
 import { AwsSessions } from '../../src/aws/sessions.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { AnyRunbook } from '../../src/runbooks/define-runbook.ts';
 import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
+import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 
 export interface TestEngine {
@@ -61,7 +67,10 @@ export async function startTestEngine(options: {
   const audit = new AuditLog(store, log);
   const recorder = createAuditCallRecorder(audit);
   const sessions = new AwsSessions({ region: 'us-east-1', sessionSeconds: 900 }, log, { recorder });
-  const limiters = new RateLimiters(options.rateLimits);
+  // As composeCore builds it: the defaults and the runbooks' declared limits, unless a test sets its own.
+  const limiters = new RateLimiters(
+    options.rateLimits ?? mergeRateLimits(DEFAULT_RATE_LIMITS, options.runbooks ?? RUNBOOKS),
+  );
   const shown: RunView[] = [];
   const replies: { runId: string; text: string }[] = [];
   const told: { requester: Requester; text: string }[] = [];

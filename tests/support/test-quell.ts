@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createQuell, type Quell } from '../../src/app.ts';
-import { type Config, ConfigSchema } from '../../src/config.ts';
+import { buildConfigSchema, type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
+import type { AnyRunbook } from '../../src/runbooks/define-runbook.ts';
 import type { SchedulerClock } from '../../src/schedule/reminder-scheduler.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { type FakeSlack, startFakeSlack } from './fake-slack.ts';
@@ -43,12 +44,18 @@ const lastCommandAt = new Map<string, number>();
 
 export async function startTestQuell(
   overrides: Record<string, unknown> & { accounts: unknown[] },
-  options: { now?: () => number; logLevel?: string; schedulerClock?: SchedulerClock } = {},
+  options: {
+    now?: () => number;
+    logLevel?: string;
+    schedulerClock?: SchedulerClock;
+    /** The runbooks offered instead of the registered ones (their config fragments join the schema). */
+    runbooks?: readonly AnyRunbook[];
+  } = {},
 ): Promise<TestQuell> {
   const dir = mkdtempSync(join(tmpdir(), 'quell-test-'));
   const dbUrl = `sqlite:${join(dir, 'quell.db')}`;
   const slack = await startFakeSlack();
-  const config = ConfigSchema.parse({
+  const config = (options.runbooks ? buildConfigSchema(options.runbooks) : ConfigSchema).parse({
     slack: { mode: 'http', auditChannel: 'C0AUDIT' },
     approvals: { approvers: ['U0LEAD1', 'U0LEAD2', 'U0LEAD3', 'S0SECLEADS'], expiresIn: '15m' },
     channels: { [INCIDENT]: { runbooks: ['*'], accounts: ['*'] } },
@@ -72,6 +79,7 @@ export async function startTestQuell(
     host: '127.0.0.1',
     ...(options.now ? { now: options.now } : {}),
     ...(options.schedulerClock ? { schedulerClock: options.schedulerClock } : {}),
+    ...(options.runbooks ? { runbooks: options.runbooks } : {}),
   });
   const { port } = await quell.start();
   const baseUrl = `http://127.0.0.1:${port}`;

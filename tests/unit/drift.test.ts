@@ -81,9 +81,14 @@ describe('the posture baseline in the config', () => {
         },
       ],
     }).accounts[0];
+  // As the engine builds the context: the account, and the runbook's own setting of it.
   const plan = (extra: Record<string, unknown>) =>
     drift.plan(
-      { account: account(extra), region: 'us-east-1' } as unknown as RunContext,
+      {
+        account: account(extra),
+        region: 'us-east-1',
+        config: (account(extra) as Record<string, unknown>).allowedPublicPorts,
+      } as unknown as RunContext,
       parse('vpc-0abc1234'),
     );
 

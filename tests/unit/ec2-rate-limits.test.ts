@@ -3,10 +3,12 @@
  * then 5 per second, as EC2 throttles it), separate from the service's limiter for everything else.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { RateLimiters } from '../../src/aws/rate-limits.ts';
+import { DEFAULT_RATE_LIMITS, mergeRateLimits, RateLimiters } from '../../src/aws/rate-limits.ts';
+import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 
 describe('EC2 rate limits', () => {
-  const limiters = new RateLimiters();
+  // The table production builds: the defaults and the runbooks' own limits (isolate-vpc's EC2 buckets).
+  const limiters = new RateLimiters(mergeRateLimits(DEFAULT_RATE_LIMITS, RUNBOOKS));
   afterEach(async () => {
     await limiters.stop();
   });

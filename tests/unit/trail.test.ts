@@ -1,17 +1,16 @@
 /**
  * trail's pure parts: the input schema (one attribute, time forms, regions, limit), the window, the CSV
- * (RFC 4180 quoting and formula neutralising), the summary facts (untrusted values as code spans), and
- * the "Look up this key's activity" arguments read from a stored disable-key run.
+ * (RFC 4180 quoting and formula neutralising), the summary facts (untrusted values as code spans).
+ * (disable-key's "Look up this key's activity" follow-up is tested in follow-ups.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { InputInvalidError, RunStateConflictError } from '../../src/errors.ts';
+import { InputInvalidError } from '../../src/errors.ts';
 import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
 import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 import {
   CSV_COLUMNS,
   codeSpan,
   csvCell,
-  keyActivityArgs,
   type LookupResult,
   parseTimeSpec,
   resolveWindow,
@@ -22,7 +21,6 @@ import {
   topValues,
   trail,
 } from '../../src/runbooks/trail.ts';
-import type { RunRecord } from '../../src/store/store.ts';
 
 type Parsed = {
   attribute: { key: string; value: string };
@@ -219,34 +217,5 @@ describe('summary facts', () => {
       { value: 'b', count: 2 },
       { value: 'a', count: 1 },
     ]);
-  });
-});
-
-describe("the disable-key card's lookup button", () => {
-  const run = (overrides: Partial<RunRecord>): RunRecord =>
-    ({
-      id: 'rabcdefghijkl',
-      runbook: 'disable-key',
-      kind: 'run',
-      state: 'succeeded',
-      accountAlias: 'prod',
-      plan: { data: { keyId: 'AKIAIOSFODNN7EXAMPLE' } },
-      ...overrides,
-    }) as RunRecord;
-
-  it('reads the key from the stored plan: the last 24 hours, in the same account', () => {
-    expect(keyActivityArgs(run({}))).toEqual({
-      positional: [],
-      options: { key: 'AKIAIOSFODNN7EXAMPLE', since: '24h', account: 'prod' },
-    });
-  });
-
-  it('refuses anything but a succeeded disable-key run with a valid key on record', () => {
-    expect(() => keyActivityArgs(run({ runbook: 'trail' }))).toThrow(RunStateConflictError);
-    expect(() => keyActivityArgs(run({ state: 'awaiting_approval' }))).toThrow(RunStateConflictError);
-    expect(() => keyActivityArgs(run({ kind: 'undo' }))).toThrow(RunStateConflictError);
-    expect(() => keyActivityArgs(run({ plan: { data: { keyId: 'AKIA; rm -rf /' } } }))).toThrow(
-      /no access key on record/,
-    );
   });
 });

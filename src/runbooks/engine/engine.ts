@@ -46,6 +46,7 @@ import {
   type RunContext,
 } from '../define-runbook.ts';
 import { BUILTIN_COMMANDS, RUNBOOKS, suggestRunbook } from '../registry.ts';
+import { createRunLedger } from '../run-ledger.ts';
 import { BoundedQueue } from './bounded-queue.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import {
@@ -1187,7 +1188,9 @@ export class Engine {
       approvedAt: approvedAt === null ? null : new Date(approvedAt),
       now: () => new Date(this.#d.now()),
       progress: (text: string) => this.#d.notifier.reply(run, text).catch(() => undefined),
-      ledger: this.#d.store,
+      ledger: createRunLedger(this.#d.store, this.#d.now),
+      // The runbook's own config fragment, as validated for this account.
+      config: accountSetting(account, this.#d.runbooks.find((r) => r.id === run.runbook)?.config?.key),
     };
   }
 
@@ -1303,6 +1306,11 @@ export function assertConfigNamesKnownRunbooks(config: Config, runbooks: readonl
     });
   }
   if (problems.length > 0) throw new ConfigInvalidError('the configuration', problems);
+}
+
+/** An account's value of a runbook's config fragment (`undefined` when it sets none). */
+function accountSetting(account: AccountConfig, key: string | undefined): unknown {
+  return key === undefined ? undefined : (account as Record<string, unknown>)[key];
 }
 
 /** The top-level fields of two material objects that differ, as `field: before → after`. */
