@@ -14,7 +14,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine/engine.ts';
-import { newReplicaId } from './runbooks/engine/orphaned-runs.ts';
+import { newReplicaId } from './runbooks/engine/recovery.ts';
 import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
 import { createReminderRunner } from './schedule/run-reminder.ts';
 import { createActionRouter } from './slack/action-router.ts';

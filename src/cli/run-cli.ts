@@ -11,7 +11,7 @@ import { buildRoleTemplate, roleNameOf } from '../aws/build-cloudformation.ts';
 import { buildBotPolicy, buildPermissionsPolicy, buildTrustPolicy } from '../aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from '../config.ts';
 import { QuellError } from '../errors.ts';
-import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/engine.ts';
+import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/prepare-command.ts';
 import { RUNBOOKS } from '../runbooks/registry.ts';
 import { configPath, startBot } from '../start-bot.ts';
 import { openExistingStore, redactDatabaseUrl } from '../store/open-store.ts';

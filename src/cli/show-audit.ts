@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { verifyAuditChain } from '../audit/chain.ts';
 import type { Config } from '../config.ts';
-import { isRunId } from '../runbooks/engine/engine.ts';
+import { isRunId } from '../runbooks/engine/run-id.ts';
 import { openExistingStore } from '../store/open-store.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { terminalSafe } from './format-run-text.ts';

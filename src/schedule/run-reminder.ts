@@ -9,7 +9,7 @@ import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
 import { asQuellError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { iamRegionFor } from '../runbooks/disable-key.ts';
-import { newRunId } from '../runbooks/engine/engine.ts';
+import { newRunId } from '../runbooks/engine/run-id.ts';
 import {
   type AccountKeyAgeReport,
   collectKeyAgeReport,

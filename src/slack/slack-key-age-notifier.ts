@@ -9,7 +9,7 @@ import { channelAllows } from '../approvals/approval-policy.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AnyRunbook } from '../runbooks/define-runbook.ts';
-import type { RunNotifier } from '../runbooks/engine/engine.ts';
+import type { RunNotifier } from '../runbooks/engine/run-notifier.ts';
 import { type KeyAgeResult, summarizeReport } from '../runbooks/key-age.ts';
 import { applySnoozes, type ReminderNotifier, type ReminderReport } from '../schedule/run-reminder.ts';
 import type { RunRecord, Store } from '../store/store.ts';

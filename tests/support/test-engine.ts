@@ -14,7 +14,8 @@ import { AwsSessions } from '../../src/aws/sessions.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { AnyRunbook } from '../../src/runbooks/define-runbook.ts';
-import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
+import { Engine } from '../../src/runbooks/engine/engine.ts';
+import type { Requester, RunNotifier, RunView } from '../../src/runbooks/engine/run-notifier.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 
 export interface TestEngine {
