@@ -23,6 +23,8 @@ export interface TestEngine {
   store: SqliteStore;
   audit: AuditLog;
   config: Config;
+  /** The AWS limiters the engine's clients pace at. */
+  limiters: RateLimiters;
   /** Every card state shown, every thread reply, every private message. */
   shown: RunView[];
   replies: { runId: string; text: string }[];
@@ -92,6 +94,7 @@ export async function startTestEngine(options: {
     store,
     audit,
     config,
+    limiters,
     shown,
     replies,
     told,

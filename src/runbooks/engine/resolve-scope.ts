@@ -13,6 +13,7 @@ import type { RunRecord } from '../../store/store.ts';
 import type { AnyRunbook, CommonInput, RunContext } from '../define-runbook.ts';
 import type { EngineSettings } from './lifecycle.ts';
 import { guardedByChannel, type Requester } from './run-notifier.ts';
+import { laneOf } from './start-lanes.ts';
 
 /** The account a command acts on: the one it names, the only one configured, or the one the runbook finds. */
 export async function resolveAccount(
@@ -54,6 +55,7 @@ export async function resolveAccount(
             runbook: runbook.id,
             sourceIdentity: requester.user,
             region: runbook.defaultRegion?.(account) ?? account.regions[0] ?? d.config.aws.region,
+            lane: laneOf(runbook.risk),
           });
           scopes.push(scope);
           return scope;
@@ -120,6 +122,7 @@ export function openScope(d: EngineSettings, run: RunRecord, runbook: AnyRunbook
     ...requestSession(d, run, runbook, tier),
     account: accountOf(d, run),
     region: run.region ?? d.config.aws.region,
+    lane: laneOf(runbook.risk),
   });
 }
 

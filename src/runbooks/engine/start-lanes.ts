@@ -6,8 +6,9 @@
  * work can never occupy, and a disable-key is planned and on its card while every read-only slot is busy.
  */
 import type { Risk } from '../../approvals/approval-policy.ts';
-/** Which lane a run starts in. */
-export type Lane = 'read-only' | 'containment';
+import type { Lane } from '../../aws/rate-limits.ts';
+
+export type { Lane } from '../../aws/rate-limits.ts';
 
 /** The lane of a runbook's runs: containment for anything that changes the world, read-only otherwise. */
 export function laneOf(risk: Risk): Lane {
@@ -91,8 +92,7 @@ export class StartLanes {
 
   /** `limit`: how many runs of each lane may be started (planned, and for read-only runs executed) at once. */
   constructor(limit: number) {
-    const shared = new BoundedQueue(limit);
-    this.#lanes = { 'read-only': shared, containment: shared };
+    this.#lanes = { 'read-only': new BoundedQueue(limit), containment: new BoundedQueue(limit) };
   }
 
   /** Runs `task` in the lane of `risk`. */
