@@ -15,7 +15,7 @@ import type { Logger } from './logger.ts';
 import { redactDatabaseUrl } from './open-store.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
 import { Engine } from './runbooks/engine/engine.ts';
-import { newReplicaId } from './runbooks/engine/orphaned-runs.ts';
+import { newReplicaId } from './runbooks/engine/recovery.ts';
 import { RUNBOOKS } from './runbooks/registry.ts';
 import { ReminderScheduler, type SchedulerClock, SYSTEM_CLOCK } from './schedule/reminder-scheduler.ts';
 import { createActionRouter } from './slack/action-router.ts';

@@ -9,7 +9,7 @@ import type { AccountConfig } from '../config.ts';
 import { operationName, servicePrefix, toAwsError } from './aws-errors.ts';
 import { type AwsCallRecorder, isMutatingOperation } from './call-recorder.ts';
 import type { TemporaryCredentials } from './credentials.ts';
-import type { RateLimiters } from './rate-limits.ts';
+import type { Lane, RateLimiters } from './rate-limits.ts';
 import type { AwsSessions, RoleTier, SessionRequest } from './sessions.ts';
 
 /** The configuration quell gives every client. */
@@ -93,8 +93,11 @@ export class AwsClientFactory {
     this.#sessions.release(runId);
   }
 
-  /** The scope for one run, account and role tier. */
-  scope(request: SessionRequest & { account: AccountConfig; region: string }): ScopedAws {
+  /**
+   * The scope for one run, account and role tier. `lane`: whose share of each AWS limit its calls use
+   * (a containment run's, or read-only work's, the default).
+   */
+  scope(request: SessionRequest & { account: AccountConfig; region: string; lane?: Lane }): ScopedAws {
     const clients = new Map<string, SdkClient>();
     const roleArn = this.#sessions.roleArn(request);
     const provider = this.#sessions.provider(request);
@@ -120,6 +123,7 @@ export class AwsClientFactory {
           accountId: request.account.id,
           region,
           roleArn,
+          lane: request.lane ?? 'read-only',
         });
         clients.set(key, client);
         return client;
@@ -134,7 +138,7 @@ export class AwsClientFactory {
   #instrument(
     client: SdkClient,
     clientName: string,
-    meta: { runId: string; accountId: string; region: string; roleArn: string },
+    meta: { runId: string; accountId: string; region: string; roleArn: string; lane: Lane },
   ) {
     const service = servicePrefix(clientName);
     const limiters = this.#limiters;
@@ -194,7 +198,7 @@ export class AwsClientFactory {
     );
 
     // Innermost of finalizeRequest (the SDK's retry middleware is `high` in the same step), so each
-    // attempt, including retries, takes a slot from the limiter.
+    // attempt, including retries, takes a slot from the limiter, in the run's lane of it.
     stack.add(
       (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => {
         // Per call: an operation with a limit of its own (EC2 throttles each API separately) has its own limiter.
@@ -203,6 +207,7 @@ export class AwsClientFactory {
           meta.accountId,
           meta.region,
           operationName(context.commandName ?? ''),
+          meta.lane,
         );
         return (args: unknown) => limiter.schedule(() => next(args));
       },

@@ -1,9 +1,25 @@
 /**
  * Per-service request pacing with bottleneck: one limiter per service, account and region, shared by
  * every run in this process, so that a burst of runs does not push an account into throttling. The SDK's
- * own retries (standard mode) still handle the throttling that gets through.
+ * own retries (standard mode) still handle the throttling that gets through. Each limit has two lanes:
+ * containment (mutating and destructive runbooks) and read-only work, which can never take all of it.
  */
 import Bottleneck from 'bottleneck';
+
+/**
+ * Whose calls: a containment run (a mutating or destructive runbook, or an undo) or read-only work
+ * (read-only runbooks, reminders). Read-only work can never hold the share of a limit kept for containment.
+ */
+export type Lane = 'containment' | 'read-only';
+
+/**
+ * The part of each limit's concurrency that read-only work can never hold (at least one request, when
+ * the limit allows two or more at once).
+ */
+export const CONTAINMENT_RESERVE = 0.25;
+
+/** Bottleneck priorities (0 is served first): queued containment calls go before queued read-only calls. */
+const PRIORITY: Record<Lane, number> = { containment: 0, 'read-only': 5 };
 
 /** Requests per second and concurrency for a service. */
 export interface RateLimit {
@@ -87,11 +103,77 @@ export function replicaShare(limit: RateLimit, replicas: number): RateLimit {
   };
 }
 
-/** Hands out one limiter per service/account/region. */
+/**
+ * How many requests of a limit read-only work may have in it at once (waiting for a token or in flight):
+ * the limit's concurrency less the containment reserve.
+ */
+export function readOnlyConcurrency(limit: RateLimit): number {
+  if (limit.maxConcurrent <= 1) return 1; // nothing to reserve: containment relies on its priority alone
+  const reserve = Math.max(1, Math.ceil(limit.maxConcurrent * CONTAINMENT_RESERVE));
+  return limit.maxConcurrent - reserve;
+}
+
+/** Schedules calls against one limit in one lane. */
+export interface LaneLimiter {
+  schedule<T>(task: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * One AWS limit (this replica's share of it) and its two lanes. Why priority with a reserved share of the
+ * concurrency, rather than splitting each limit into two fixed halves: a fixed split wastes capacity
+ * whenever one lane is idle (CloudTrail's 2 requests per second would drop to 1.5 for every `trail` run
+ * even when nothing is being contained), and AWS counts both lanes against one limit anyway. So both
+ * lanes draw from the same limiter; read-only calls first pass a gate that lets at most
+ * `readOnlyConcurrency` of them into it at once (queued or in flight), so that however many read-only
+ * calls are waiting or hung, containment always finds a slot; and a containment call is queued ahead of
+ * every read-only call, so it takes the next token of the rate. Read-only work alone still gets the
+ * whole rate, and containment alone the whole limit.
+ */
+class LimitLanes {
+  readonly #limit: Bottleneck;
+  readonly #readOnlyGate: Bottleneck;
+  #pending = 0;
+  readonly containment: LaneLimiter;
+  readonly readOnly: LaneLimiter;
+
+  constructor(limit: RateLimit) {
+    this.#limit = new Bottleneck(limiterOptions(limit));
+    this.#readOnlyGate = new Bottleneck({ maxConcurrent: readOnlyConcurrency(limit) });
+    this.containment = {
+      schedule: (task) => this.#count(this.#limit.schedule({ priority: PRIORITY.containment }, task)),
+    };
+    this.readOnly = {
+      schedule: (task) =>
+        this.#count(
+          this.#readOnlyGate.schedule(() => this.#limit.schedule({ priority: PRIORITY['read-only'] }, task)),
+        ),
+    };
+  }
+
+  /** Requests of either lane waiting for, or holding, a slot of this limit. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  #count<T>(work: Promise<T>): Promise<T> {
+    this.#pending++;
+    const done = () => {
+      this.#pending--;
+    };
+    work.then(done, done);
+    return work;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.#readOnlyGate.disconnect(), this.#limit.disconnect()]);
+  }
+}
+
+/** Hands out one limiter per service/account/region, in two lanes. */
 export class RateLimiters {
-  readonly #limiters = new Map<string, Bottleneck>();
   readonly #limits: Record<string, RateLimit>;
   readonly #replicas: number;
+  readonly #lanes = new Map<string, LimitLanes>();
 
   /** `replicas`: how many replicas share each account's limits (this one paces at its share). */
   constructor(limits: Record<string, RateLimit> = DEFAULT_RATE_LIMITS, options: { replicas?: number } = {}) {
@@ -101,25 +183,42 @@ export class RateLimiters {
 
   /**
    * The limiter for one service in one account and region, or for one operation of it when the limits
-   * name that operation (`ec2:ReplaceNetworkAclAssociation`).
+   * name that operation (`ec2:ReplaceNetworkAclAssociation`), in one lane (default: containment, which
+   * may use the whole limit).
    */
-  for(service: string, accountId: string, region: string, operation?: string): Bottleneck {
+  for(
+    service: string,
+    accountId: string,
+    region: string,
+    operation?: string,
+    lane: Lane = 'containment',
+  ): LaneLimiter {
+    const lanes = this.#lanesOf(service, accountId, region, operation);
+    return lane === 'containment' ? lanes.containment : lanes.readOnly;
+  }
+
+  /** Requests of either lane waiting for, or holding, a slot of one limit (for tests and metrics). */
+  pending(service: string, accountId: string, region: string, operation?: string): number {
+    return this.#lanesOf(service, accountId, region, operation).pending;
+  }
+
+  #lanesOf(service: string, accountId: string, region: string, operation?: string): LimitLanes {
     const own = operation ? `${service}:${operation}` : undefined;
     const name = own && this.#limits[own] ? own : service;
     const key = `${name}:${accountId}:${region}`;
-    let limiter = this.#limiters.get(key);
-    if (!limiter) {
+    let lanes = this.#lanes.get(key);
+    if (!lanes) {
       const limit = this.#limits[name] ?? this.#limits.default ?? { perSecond: 20, maxConcurrent: 10 };
-      limiter = new Bottleneck(limiterOptions(replicaShare(limit, this.#replicas)));
-      this.#limiters.set(key, limiter);
+      lanes = new LimitLanes(replicaShare(limit, this.#replicas));
+      this.#lanes.set(key, lanes);
     }
-    return limiter;
+    return lanes;
   }
 
   /** Stops every limiter's timers (at shutdown and in tests). */
   async stop(): Promise<void> {
-    await Promise.all([...this.#limiters.values()].map((l) => l.disconnect()));
-    this.#limiters.clear();
+    await Promise.all([...this.#lanes.values()].map((l) => l.stop()));
+    this.#lanes.clear();
   }
 }
 

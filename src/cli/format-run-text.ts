@@ -4,7 +4,7 @@
  * characters from AWS or the input are replaced, so nothing can rewrite the operator's terminal.
  */
 import type { Outcome, Plan } from '../runbooks/define-runbook.ts';
-import type { RunView } from '../runbooks/engine/engine.ts';
+import type { RunView } from '../runbooks/engine/run-notifier.ts';
 
 /** Text safe to print: no control characters or escape sequences. */
 export function terminalSafe(text: string, max = 2000): string {

@@ -15,7 +15,8 @@ import type { Config } from '../config.ts';
 import { InputInvalidError, QuellError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/engine/command-grammar.ts';
-import { Engine, type Requester, type RunView } from '../runbooks/engine/engine.ts';
+import { Engine } from '../runbooks/engine/engine.ts';
+import type { Requester, RunView } from '../runbooks/engine/run-notifier.ts';
 import { formatPlanText, terminalSafe } from './format-run-text.ts';
 import { createTerminalNotifier, type TerminalIo } from './terminal-notifier.ts';
 

@@ -17,7 +17,7 @@ import {
 } from '../aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from '../config.ts';
 import { QuellError } from '../errors.ts';
-import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/engine.ts';
+import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/prepare-command.ts';
 import { RUNBOOKS } from '../runbooks/registry.ts';
 import { configPath, startBot } from '../start-bot.ts';
 import { exportAudit } from './export-audit.ts';

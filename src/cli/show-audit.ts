@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { verifyAuditChain } from '../audit/chain.ts';
 import type { Config } from '../config.ts';
 import { openExistingStore } from '../open-store.ts';
-import { isRunId } from '../runbooks/engine/engine.ts';
+import { isRunId } from '../runbooks/engine/run-id.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { terminalSafe } from './format-run-text.ts';
 import type { TerminalIo } from './terminal-notifier.ts';

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { OutcomeFile } from '../runbooks/define-runbook.ts';
-import type { Requester, RunNotifier, RunView } from '../runbooks/engine/engine.ts';
+import type { Requester, RunNotifier, RunView } from '../runbooks/engine/run-notifier.ts';
 import { TERMINAL_STATES } from '../store/store.ts';
 import { formatOutcomeText, terminalSafe } from './format-run-text.ts';
 

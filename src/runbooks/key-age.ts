@@ -17,13 +17,7 @@ import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig, Config, ReminderConfig } from '../config.ts';
-import {
-  AwsCallFailedError,
-  AwsResourceNotFoundError,
-  asQuellError,
-  ErrorCode,
-  QuellError,
-} from '../errors.ts';
+import { AwsCallFailedError, AwsResourceNotFoundError, asQuellError, ErrorCode } from '../errors.ts';
 import type { RunRecord, SnoozeRecord } from '../store/store.ts';
 import {
   AccountOptionSchema,

@@ -4,7 +4,7 @@
  * its state. Buttons carry only the run id; everything else is read back from the store.
  */
 import type { Plan } from '../runbooks/define-runbook.ts';
-import type { RunView } from '../runbooks/engine/engine.ts';
+import type { RunView } from '../runbooks/engine/run-notifier.ts';
 import { offersFollowUps } from '../runbooks/resolve-follow-up.ts';
 import type { RunRecord, RunState } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn, mentionUser, plainText } from './escape-text.ts';

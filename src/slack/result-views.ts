@@ -5,7 +5,7 @@
  * the views are listed (app.ts). Views are Slack code (runbooks never import Bolt), so they live here.
  */
 import type { Logger } from '../logger.ts';
-import type { RunNotifier } from '../runbooks/engine/engine.ts';
+import type { RunNotifier } from '../runbooks/engine/run-notifier.ts';
 import type { RunRecord } from '../store/store.ts';
 
 /** How the finished runs of one runbook are shown. */

@@ -7,7 +7,7 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../logger.ts';
 import type { OutcomeFile } from '../runbooks/define-runbook.ts';
-import type { Requester, RunNotifier, RunView } from '../runbooks/engine/engine.ts';
+import type { Requester, RunNotifier, RunView } from '../runbooks/engine/run-notifier.ts';
 import type { RunRecord } from '../store/store.ts';
 import { buildRunCard } from './build-run-card.ts';
 import { escapeMrkdwn } from './escape-text.ts';

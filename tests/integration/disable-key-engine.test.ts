@@ -17,7 +17,8 @@ import { AwsSessions } from '../../src/aws/sessions.ts';
 import { ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { IAM_PROPAGATION_MARGIN_MS, revokePolicyName } from '../../src/runbooks/disable-key.ts';
-import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
+import { Engine } from '../../src/runbooks/engine/engine.ts';
+import type { Requester, RunNotifier, RunView } from '../../src/runbooks/engine/run-notifier.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 import {
   accountConfig,

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AccountOptionSchema, defineRunbook } from '../../src/runbooks/define-runbook.ts';
-import { newRunId, type Requester, SCHEDULER_USER } from '../../src/runbooks/engine/engine.ts';
+import { newRunId } from '../../src/runbooks/engine/run-id.ts';
+import { type Requester, SCHEDULER_USER } from '../../src/runbooks/engine/run-notifier.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
 import { startTestEngine, type TestEngine } from '../support/test-engine.ts';
 

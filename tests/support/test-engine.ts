@@ -19,7 +19,8 @@ import { AwsSessions } from '../../src/aws/sessions.ts';
 import { type Config, ConfigSchema } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { AnyRunbook } from '../../src/runbooks/define-runbook.ts';
-import { Engine, type Requester, type RunNotifier, type RunView } from '../../src/runbooks/engine/engine.ts';
+import { Engine } from '../../src/runbooks/engine/engine.ts';
+import type { Requester, RunNotifier, RunView } from '../../src/runbooks/engine/run-notifier.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 import { SqliteStore } from '../../src/store/sqlite-store.ts';
 
@@ -28,6 +29,8 @@ export interface TestEngine {
   store: SqliteStore;
   audit: AuditLog;
   config: Config;
+  /** The AWS limiters the engine's clients pace at. */
+  limiters: RateLimiters;
   /** Every card state shown, every thread reply, every private message. */
   shown: RunView[];
   replies: { runId: string; text: string }[];
@@ -102,6 +105,7 @@ export async function startTestEngine(options: {
     store,
     audit,
     config,
+    limiters,
     shown,
     replies,
     told,

@@ -1,6 +1,6 @@
 /** Reading the audit log of a run whose replica died: which mutating calls may or may not have happened. */
 import { describe, expect, it } from 'vitest';
-import { summarizeMutatingCalls } from '../../src/runbooks/engine/orphaned-runs.ts';
+import { summarizeMutatingCalls } from '../../src/runbooks/engine/recovery.ts';
 import type { AuditRecord, Json } from '../../src/store/store.ts';
 
 let seq = 0;
