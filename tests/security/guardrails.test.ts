@@ -75,7 +75,6 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     await t?.close();
   });
 
-
   it('accepts exactly the allowed combinations: forbidden attempts accepted 0', async () => {
     const runbooks = t.quell.engine.runbooks.map((r) => r.id);
     const missing = runbooks.filter((id) => !SAMPLES[id]);
@@ -163,7 +162,10 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     const runsBefore = (await t.quell.store.listRuns({ limit: 5000 })).length;
     const ack = await t.command('isolate-vpc vpc-0abc1234def567890 account=prod', 'U0RANDOM', 'C0INCIDENT');
     await t.settle();
-    const told = [String(ack.json?.text ?? ''), ...t.slack.responses.slice(mark).map((r) => String(r.body.text))];
+    const told = [
+      String(ack.json?.text ?? ''),
+      ...t.slack.responses.slice(mark).map((r) => String(r.body.text)),
+    ];
     const naming = told.filter((text) => text.includes('approvals.runbooks.isolate-vpc.requesters'));
     expect(naming).toHaveLength(1);
     expect(await t.quell.store.listRuns({ limit: 5000 })).toHaveLength(runsBefore);

@@ -122,7 +122,9 @@ describe('hostile input', () => {
       }));
     const nearMiss = fc
       .oneof(
-        fc.tuple(base32(7), fc.constantFrom('0', '1', '8', '9', 'a'), base32(8)).map((p) => `AKIA${p.join('')}`),
+        fc
+          .tuple(base32(7), fc.constantFrom('0', '1', '8', '9', 'a'), base32(8))
+          .map((p) => `AKIA${p.join('')}`),
         base32(15).map((r) => `AKIA${r}`),
         base32(17).map((r) => `ASIA${r}`),
         base32(16).map((r) => `AKIB${r}`),
