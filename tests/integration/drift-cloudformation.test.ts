@@ -22,12 +22,18 @@ import {
   EC2Client,
 } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ScopedAws } from '../../src/aws/client-factory.ts';
 import { AwsCallFailedError } from '../../src/errors.ts';
 import type { Plan, RunContext } from '../../src/runbooks/define-runbook.ts';
 import { DRIFT_CHECKABLE_STATUSES, DRIFT_LIMITS, type DriftTarget, drift } from '../../src/runbooks/drift.ts';
 import { STATIC_ACCOUNT } from '../support/static-aws-scope.ts';
+import { virtualTime } from '../support/virtual-sleep.ts';
+
+vi.mock('node:timers/promises', async (importOriginal) => {
+  const { withVirtualSleep } = await import('../support/virtual-sleep.ts');
+  return withVirtualSleep(await importOriginal<typeof import('node:timers/promises')>());
+});
 
 const cf = mockClient(CloudFormationClient);
 const ec2 = mockClient(EC2Client);
@@ -101,6 +107,7 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
   });
   afterEach(() => {
     Object.assign(DRIFT_LIMITS, defaults);
+    virtualTime.stop();
   });
   afterAll(() => {
     cf.restore();
@@ -108,31 +115,23 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
   });
 
   it('polls with a doubling delay while the detection runs, then reads the drifted resources', async () => {
+    // On a virtual clock: the pauses are the poller's own schedule, not the machine's timer jitter.
+    virtualTime.start();
     const polledAt: number[] = [];
     cf.on(DetectStackDriftCommand).resolves({ StackDriftDetectionId: 'd-1' });
     cf.on(DescribeStackDriftDetectionStatusCommand).callsFake(() => {
-      polledAt.push(performance.now());
+      polledAt.push(virtualTime.elapsed());
       return polledAt.length <= 4
         ? status('DETECTION_IN_PROGRESS')
         : status('DETECTION_COMPLETE', { StackDriftStatus: 'DRIFTED', DriftedStackResourceCount: 1 });
     });
     cf.on(DescribeStackResourceDriftsCommand).resolves({ StackResourceDrifts: [sgDrift] });
     const progress: string[] = [];
-    const started = performance.now();
     const outcome = await drift.execute(context(progress), planFor({ kind: 'stack', name: 'web' }));
 
-    expect(polledAt).toHaveLength(5);
-    const gaps = [polledAt[0] ?? 0, ...polledAt.slice(1)].map(
-      (t, i) => t - (i === 0 ? started : (polledAt[i - 1] ?? 0)),
-    );
-    // 20, 40, 80, 80, 80 ms (each at least the planned delay; capped at maxPollMs).
-    expect(gaps.map((g, i) => g >= ([20, 40, 80, 80, 80][i] ?? 0) - 2)).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    // A pause of 20, 40, 80, 80, 80 ms before each poll (doubling, capped at maxPollMs).
+    expect(virtualTime.sleeps).toEqual([20, 40, 80, 80, 80]);
+    expect(polledAt).toEqual([20, 60, 140, 220, 300]);
     expect(cf.commandCalls(DetectStackDriftCommand)[0]?.args[0].input).toEqual({ StackName: 'web' });
     expect(cf.commandCalls(DescribeStackResourceDriftsCommand)[0]?.args[0].input).toMatchObject({
       StackName: 'web',
@@ -149,12 +148,14 @@ describe('drift against a scripted CloudFormation (aws-sdk-client-mock)', () => 
 
   it('stops polling at the bound and reports the detection as still running', async () => {
     DRIFT_LIMITS.pollTimeoutMs = 300;
+    virtualTime.start();
     cf.on(DetectStackDriftCommand).resolves({ StackDriftDetectionId: 'd-slow' });
     cf.on(DescribeStackDriftDetectionStatusCommand).resolves(status('DETECTION_IN_PROGRESS'));
     const outcome = await drift.execute(context([]), planFor({ kind: 'stack', name: 'slow' }));
     const polls = cf.commandCalls(DescribeStackDriftDetectionStatusCommand).length;
-    expect(polls).toBeGreaterThanOrEqual(3);
-    expect(polls).toBeLessThanOrEqual(7);
+    // Polls at 20, 60, 140, 220 and 300 ms; the next pause would end past the 300 ms bound.
+    expect(polls).toBe(5);
+    expect(virtualTime.sleeps).toEqual([20, 40, 80, 80, 80]);
     expect(cf.commandCalls(DescribeStackResourceDriftsCommand)).toHaveLength(0);
     expect(outcome.ok).toBe(false);
     expect(outcome.summary).toContain(

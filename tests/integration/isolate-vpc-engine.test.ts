@@ -1,6 +1,6 @@
 /**
  * isolate-vpc and restore-vpc through the engine against moto, with quell's AWS traffic going through a
- * loopback proxy that can fail chosen calls and adds latency for counting round trips: a VPC of several
+ * loopback proxy that can fail chosen calls and counts round trips in the waves it forwards: a VPC of several
  * subnets on custom ACLs is isolated (two approvers), verified, and restored from the recorded
  * associations; a failed subnet leaves the run partially applied, Retry finishes it under the same
  * approval, restore-vpc puts everything back; the default VPC is refused without force=true; the critical
@@ -15,7 +15,7 @@ import { createRunLedger } from '../../src/runbooks/run-ledger.ts';
 import { buildRunCard } from '../../src/slack/build-run-card.ts';
 import type { RunRecord } from '../../src/store/store.ts';
 import { accountConfig, randomAccountId } from '../support/aws-fixtures.ts';
-import { ec2Error, type FaultProxy, roundTrips, startFaultProxy } from '../support/fault-proxy.ts';
+import { ec2Error, type FaultProxy, startFaultProxy, wavesOf } from '../support/fault-proxy.ts';
 import { assertIamMatchesCalls } from '../support/iam-usage.ts';
 import {
   adminEc2,
@@ -361,15 +361,17 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
   });
 
   it('takes the same number of round trips on the critical path for 3 subnets and for 12', async () => {
-    const figures: Record<number, { plan: number; execute: number; requests: number; ms: number }> = {};
-    proxy.latencyMs = 40; // parallel requests overlap, sequential ones do not
+    const figures: Record<number, { plan: number; execute: number; requests: number }> = {};
+    // The proxy holds requests until none has come for 250 ms and forwards them as one wave: each wave
+    // is a round trip quell had to wait for, counted from the proxy's own record.
+    proxy.waveSettleMs = 250;
     try {
       for (const n of [3, 12]) {
         const vpc = await createTestVpc(ec2, { subnets: n, customAcls: 2 });
-        const planFrom = performance.now();
+        const planFrom = proxy.requests.length;
         const run = await request('isolate-vpc', [vpc.vpcId]);
         if (!run) throw new Error('not planned');
-        const planned = proxy.requests.filter((r) => r.start >= planFrom && r.action !== 'AssumeRole');
+        const planned = proxy.requests.slice(planFrom).filter((r) => r.action !== 'AssumeRole');
         await t.engine.decide(run.id, 'U0LEAD1', 'approve', CHANNEL);
         // The respond session is assumed while the card waits; a person takes seconds to click, so let it land.
         await waitFor(() =>
@@ -381,23 +383,17 @@ describe('isolate-vpc and restore-vpc through the engine against moto', () => {
               r.status === 200,
           ),
         );
-        const from = performance.now();
+        const from = proxy.requests.length;
         const done = await t.engine.decide(run.id, 'U0LEAD2', 'approve', CHANNEL);
-        const ms = performance.now() - from;
         expect(done.state).toBe('succeeded');
-        const executed = proxy.requests.filter((r) => r.start >= from);
+        const executed = proxy.requests.slice(from);
 
-        figures[n] = {
-          plan: roundTrips(planned),
-          execute: roundTrips(executed),
-          requests: executed.length,
-          ms: Math.round(ms),
-        };
+        figures[n] = { plan: wavesOf(planned), execute: wavesOf(executed), requests: executed.length };
       }
     } finally {
-      proxy.latencyMs = 0;
+      proxy.waveSettleMs = 0;
     }
-    console.log(`isolate-vpc round trips (40 ms added per request): ${JSON.stringify(figures)}`);
+    console.log(`isolate-vpc round trips (waves the proxy forwarded): ${JSON.stringify(figures)}`);
     // Plan: one wave. Execution: recheck, create ACL, its rules, every move, verify — whatever the count.
     expect(figures[3]?.plan).toBe(1);
     expect(figures[12]?.plan).toBe(1);

@@ -22,7 +22,7 @@ import {
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import { verifyAuditChain } from '../../src/audit/chain.ts';
 import type { RunContext } from '../../src/runbooks/define-runbook.ts';
 import { createRotateSecret, followRotation, rotationToken } from '../../src/runbooks/rotate-secret.ts';
@@ -33,6 +33,12 @@ import { type FaultProxy, startFaultProxy } from '../support/fault-proxy.ts';
 import { assertIamMatchesCalls } from '../support/iam-usage.ts';
 import { adminSecrets } from '../support/network-fixtures.ts';
 import { CHANNEL, startTestEngine, type TestEngine } from '../support/test-engine.ts';
+import { virtualTime } from '../support/virtual-sleep.ts';
+
+vi.mock('node:timers/promises', async (importOriginal) => {
+  const { withVirtualSleep } = await import('../support/virtual-sleep.ts');
+  return withVirtualSleep(await importOriginal<typeof import('node:timers/promises')>());
+});
 
 const requester = { user: 'U0RESP', channel: CHANNEL, source: 'slack' as const };
 const SECRET_VALUE = 'pg-password-Zx81-never-print-this-7Qe';
@@ -187,10 +193,16 @@ describe('rotate-secret through the engine against moto', () => {
     const after = proxy.requests.slice(mark);
     const rotatedAt = after.find((r) => r.injected)?.start ?? Number.POSITIVE_INFINITY;
     const polls = after.filter((r) => r.action === 'secretsmanager.DescribeSecret' && r.start > rotatedAt);
-    // Bounded: polls after 0, 50, 150, 350, 550 and 600 ms (backoff 50, 100, 200, 200), then the verify read.
-    expect(polls.length).toBeGreaterThanOrEqual(3);
+    // Bounded: at most polls after 0, 50, 150, 350, 550 and 600 ms (backoff 50, 100, 200, 200), then the
+    // verify read; fewer when the answers are slow (the schedule itself is checked on a virtual clock
+    // below). It gave up only once the 600 ms were over: the versions were listed at least that long
+    // after RotateSecret was answered (a slow machine only makes the gap longer).
+    expect(polls.length).toBeGreaterThanOrEqual(1);
     expect(polls.length).toBeLessThanOrEqual(8);
-    expect(after.some((r) => r.action === 'secretsmanager.ListSecretVersionIds')).toBe(true);
+    const rotated = after.find((r) => r.injected);
+    const listed = after.find((r) => r.action === 'secretsmanager.ListSecretVersionIds');
+    expect(listed).toBeDefined();
+    expect((listed?.start ?? 0) - (rotated?.end ?? Number.POSITIVE_INFINITY)).toBeGreaterThanOrEqual(600 - 2);
     // Nothing but Secrets Manager metadata calls (and the session's AssumeRole).
     expect(
       after
@@ -225,6 +237,10 @@ describe('rotate-secret through the engine against moto', () => {
 });
 
 describe('following a rotation (aws-sdk-client-mock: the stages moto never shows)', () => {
+  // On a virtual clock: the pauses are the follower's own schedule, not the machine's timer jitter.
+  beforeEach(() => virtualTime.start());
+  afterEach(() => virtualTime.stop());
+
   it('waits through AWSPENDING with growing pauses until the new version is AWSCURRENT', async () => {
     const mock = mockClient(SecretsManagerClient);
     const stagesSeen = [
@@ -239,14 +255,14 @@ describe('following a rotation (aws-sdk-client-mock: the stages moto never shows
     });
     mock.on(RotateSecretCommand).rejects(new Error('not called here'));
     const client = new SecretsManagerClient({ region: 'us-east-1' });
-    const started = Date.now();
     const result = await followRotation(client, 'arn', 'new', {
       timeoutMs: 5000,
       firstPollMs: 30,
       maxPollMs: 100,
     });
-    expect(result).toMatchObject({ finished: true, polls: 3 });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(30 + 60 - 5);
+    expect(result).toMatchObject({ finished: true, polls: 3, waitedMs: 90 });
+    // A pause after each of the two AWSPENDING answers, the second twice the first.
+    expect(virtualTime.sleeps).toEqual([30, 60]);
     mock.restore();
   });
 
@@ -263,8 +279,10 @@ describe('following a rotation (aws-sdk-client-mock: the stages moto never shows
     });
     expect(result.finished).toBe(false);
     expect(result.stages).toEqual({ new: ['AWSPENDING'], old: ['AWSCURRENT'] });
-    expect(result.polls).toBeGreaterThanOrEqual(3);
-    expect(result.polls).toBeLessThanOrEqual(6);
+    // Polls at 0, 40, 120, 200 and 250 ms (pauses 40, 80, 80, then the 50 ms left), then gives up.
+    expect(result.polls).toBe(5);
+    expect(virtualTime.sleeps).toEqual([40, 80, 80, 50]);
+    expect(result.waitedMs).toBe(250);
     mock.restore();
   });
 

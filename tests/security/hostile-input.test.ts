@@ -103,22 +103,67 @@ describe('hostile input', () => {
   it('property: the grammar and schema accept only well-formed key ids, and fail only with InputInvalidError', () => {
     const runbook = findRunbook('disable-key');
     if (!runbook) throw new Error('disable-key missing');
+    // A third of the inputs are valid commands built here (a key id, perhaps an account and a reason),
+    // a third are near misses (a character outside base32, one too few or too many, a wrong prefix),
+    // and a third arbitrary text: so the accepting branch runs hundreds of times, not almost never.
+    const base32 = (n: number) => fc.stringMatching(new RegExp(`^[A-Z2-7]{${n}}$`));
+    const valid = fc
+      .tuple(
+        fc.constantFrom('AKIA', 'ASIA'),
+        base32(16),
+        fc.constantFrom('', ' account=prod', ' account=dev'),
+        // A reason is 3 to 500 characters.
+        fc.option(fc.stringMatching(/^[a-z0-9][a-z0-9 ,.-]{1,38}[a-z0-9]$/), { nil: undefined }),
+      )
+      .map(([prefix, rest, account, reason]) => ({
+        text: `${prefix}${rest}${account}${reason === undefined ? '' : ` reason="${reason}"`}`,
+        kind: 'valid' as const,
+        keyId: `${prefix}${rest}`,
+      }));
+    const nearMiss = fc
+      .oneof(
+        fc
+          .tuple(base32(7), fc.constantFrom('0', '1', '8', '9', 'a'), base32(8))
+          .map((p) => `AKIA${p.join('')}`),
+        base32(15).map((r) => `AKIA${r}`),
+        base32(17).map((r) => `ASIA${r}`),
+        base32(16).map((r) => `AKIB${r}`),
+      )
+      .map((text) => ({ text, kind: 'near-miss' as const, keyId: undefined }));
+    const arbitrary = fc
+      .string({ maxLength: 200 })
+      .map((text) => ({ text, kind: 'arbitrary' as const, keyId: undefined }));
+    const tally = { valid: 0, validAccepted: 0, nearMiss: 0, nearMissAccepted: 0, accepted: 0 };
     fc.assert(
-      fc.property(fc.string({ maxLength: 200 }), (text) => {
+      fc.property(fc.oneof(valid, nearMiss, arbitrary), ({ text, kind, keyId }) => {
+        if (kind === 'valid') tally.valid++;
+        if (kind === 'near-miss') tally.nearMiss++;
         try {
           const parsed = parseCommandText(`disable-key ${text}`);
           const input = parseRunbookInput<{ keyId: string; account?: string; reason?: string }>(
             runbook,
             parsed.args,
           );
+          tally.accepted++;
+          if (kind === 'valid') tally.validAccepted++;
+          if (kind === 'near-miss') tally.nearMissAccepted++;
           expect(input.keyId).toMatch(KEY_ID);
+          if (keyId !== undefined) expect(input.keyId).toBe(keyId);
         } catch (error) {
           expect(error instanceof InputInvalidError || error instanceof NotAllowedError).toBe(true);
         }
       }),
       { numRuns: 2000 },
     );
+    // Every valid command was accepted and every near miss refused; and valid ones were a real share of
+    // the run (about 667 expected; 400 is more than ten standard deviations below).
+    expect(tally.valid).toBeGreaterThan(400);
+    expect(tally.validAccepted).toBe(tally.valid);
+    expect(tally.nearMiss).toBeGreaterThan(400);
+    expect(tally.nearMissAccepted).toBe(0);
+    expect(tally.accepted).toBeGreaterThanOrEqual(tally.valid);
   });
+
   it('property: key-age accepts only an account alias and whole-day limits, failing only with InputInvalidError', () => {
     const runbook = findRunbook('key-age');
     if (!runbook) throw new Error('key-age missing');

@@ -23,6 +23,14 @@ export interface FakeTrailEvent {
   record: Record<string, unknown>;
 }
 
+/** One LookupEvents request as the fake received it, in arrival order. */
+export interface ReceivedRequest {
+  region: string;
+  /** `Date.now()` when the request's body had arrived. */
+  at: number;
+  outcome: 'served' | 'throttled' | 'failed';
+}
+
 /** Per-region counters. */
 export interface RegionCounters {
   requests: number;
@@ -45,6 +53,13 @@ export interface FakeCloudTrail {
   reset(): void;
   /** Requests per second served, at most, over any 1-second window (the fake's own check). */
   maxServedPerWindow(region: string): number;
+  /**
+   * Requests received for `region` (served or throttled), at most, in any sliding window of `windowMs`:
+   * the pacing as the service saw it, retries included.
+   */
+  maxReceivedPerWindow(region: string, windowMs: number): number;
+  /** Every LookupEvents request received since the last reset, in arrival order. */
+  received: ReceivedRequest[];
   close(): Promise<void>;
 }
 
@@ -117,12 +132,24 @@ interface LookupRequest {
   NextToken?: string;
 }
 
+/** The most of `times` (ascending) that fall in any window `[t, t + windowMs)`. */
+function maxPerWindow(times: readonly number[], windowMs: number): number {
+  let max = 0;
+  for (let i = 0; i < times.length; i++) {
+    let n = 0;
+    for (let j = i; j < times.length && (times[j] ?? 0) - (times[i] ?? 0) < windowMs; j++) n++;
+    max = Math.max(max, n);
+  }
+  return max;
+}
+
 export async function startFakeCloudTrail(): Promise<FakeCloudTrail> {
   const events = new Map<string, FakeTrailEvent[]>();
   const counters = new Map<string, RegionCounters>();
   const servedAt = new Map<string, number[]>();
   const forced = new Map<string, number>();
   let failure: { status: number; type: string; message: string } | undefined;
+  const received: ReceivedRequest[] = [];
   let requestCounter = 0;
 
   const countersOf = (region: string) => {
@@ -164,7 +191,10 @@ export async function startFakeCloudTrail(): Promise<FakeCloudTrail> {
         );
         return;
       }
+      const arrival: ReceivedRequest = { region, at: now, outcome: 'served' };
+      received.push(arrival);
       if (failure) {
+        arrival.outcome = 'failed';
         send(failure.status, { __type: failure.type, message: failure.message }, failure.type);
         return;
       }
@@ -176,6 +206,7 @@ export async function startFakeCloudTrail(): Promise<FakeCloudTrail> {
       if (force > 0 || inWindow >= LIMIT_PER_WINDOW) {
         if (force > 0) forced.set(region, force - 1);
         c.throttled++;
+        arrival.outcome = 'throttled';
         send(400, { __type: 'ThrottlingException', message: 'Rate exceeded' }, 'ThrottlingException');
         return;
       }
@@ -259,17 +290,18 @@ export async function startFakeCloudTrail(): Promise<FakeCloudTrail> {
       servedAt.clear();
       forced.clear();
       failure = undefined;
+      received.length = 0;
     },
     maxServedPerWindow(region) {
-      const times = servedAt.get(region) ?? [];
-      let max = 0;
-      for (let i = 0; i < times.length; i++) {
-        let n = 0;
-        for (let j = i; j < times.length && (times[j] ?? 0) - (times[i] ?? 0) < WINDOW_MS; j++) n++;
-        max = Math.max(max, n);
-      }
-      return max;
+      return maxPerWindow(servedAt.get(region) ?? [], WINDOW_MS);
     },
+    maxReceivedPerWindow(region, windowMs) {
+      return maxPerWindow(
+        received.filter((r) => r.region === region).map((r) => r.at),
+        windowMs,
+      );
+    },
+    received,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

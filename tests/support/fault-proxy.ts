@@ -1,8 +1,10 @@
 /**
  * A loopback proxy in front of moto that records every AWS request with its start and end time, can add
- * a fixed latency (so that round trips are measurable: parallel requests overlap, sequential ones do
- * not), and can answer chosen requests itself — an injected failure, or a canned reply — instead of
- * forwarding them. Query-protocol bodies (EC2, STS) and JSON-protocol targets (Secrets Manager) are parsed.
+ * a fixed latency, can count round trips in waves (it holds every request until no new one has arrived
+ * for a while, then forwards the held batch together: requests sent in parallel share a wave, a request
+ * that needed an earlier answer lands in a later one), and can answer chosen requests itself — an
+ * injected failure, or a canned reply — instead of forwarding them. Query-protocol bodies (EC2, STS) and
+ * JSON-protocol targets (Secrets Manager) are parsed.
  */
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +19,8 @@ export interface ProxiedRequest {
   end: number;
   status: number;
   injected: boolean;
+  /** The wave the proxy forwarded it in, while `waveSettleMs` was set (0 otherwise). */
+  wave: number;
 }
 
 /** A reply the proxy gives instead of forwarding. */
@@ -31,9 +35,16 @@ export interface FaultProxy {
   requests: ProxiedRequest[];
   /** Milliseconds added before each request is forwarded. */
   latencyMs: number;
+  /**
+   * When above 0, requests are held until none has arrived for this many milliseconds, then forwarded
+   * together as one wave (numbered in `wave`). A client that waits for an answer before its next request
+   * cannot send that request while the wave is held, so each wave is one round trip; a late sibling of a
+   * parallel batch could only make the count higher, never lower.
+   */
+  waveSettleMs: number;
   /** Return a reply to answer the request here; undefined forwards it to moto. */
   intercept:
-    | ((req: Omit<ProxiedRequest, 'end' | 'status' | 'injected'>) => InjectedReply | undefined)
+    | ((req: Omit<ProxiedRequest, 'end' | 'status' | 'injected' | 'wave'>) => InjectedReply | undefined)
     | undefined;
   close(): Promise<void>;
 }
@@ -75,8 +86,30 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     url: '',
     requests: [],
     latencyMs: 0,
+    waveSettleMs: 0,
     intercept: undefined,
     close: async () => undefined,
+  };
+  let wave = 0;
+  let arrivals = 0;
+  let held: { record: ProxiedRequest; go: () => void }[] = [];
+  let settle: NodeJS.Timeout | undefined;
+  const releaseWhenSettled = () => {
+    clearTimeout(settle);
+    const seen = arrivals;
+    settle = setTimeout(() => {
+      // A request whose bytes were already waiting is read in the poll phase, before setImmediate runs.
+      setImmediate(() => {
+        if (arrivals !== seen) return; // a later arrival re-armed the timer
+        const batch = held;
+        held = [];
+        wave++;
+        for (const h of batch) {
+          h.record.wave = wave;
+          h.go();
+        }
+      });
+    }, proxy.waveSettleMs);
   };
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -96,14 +129,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         }
       }
       const action = targetHeader || (params.Action ?? '');
-      const record: ProxiedRequest = { action, params, json, start, end: start, status: 0, injected: false };
+      const record: ProxiedRequest = {
+        action,
+        params,
+        json,
+        start,
+        end: start,
+        status: 0,
+        injected: false,
+        wave: 0,
+      };
       proxy.requests.push(record);
       const reply = proxy.intercept?.({ action, params, json, start });
       const finish = (status: number) => {
         record.end = performance.now();
         record.status = status;
       };
-      setTimeout(() => {
+      const go = () => {
         if (reply) {
           record.injected = true;
           res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/x-amz-json-1.1' });
@@ -131,33 +173,26 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           finish(502);
         });
         forward.end(body);
-      }, proxy.latencyMs);
+      };
+      arrivals++;
+      if (proxy.waveSettleMs > 0) {
+        held.push({ record, go });
+        releaseWhenSettled();
+      } else setTimeout(go, proxy.latencyMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   proxy.close = () =>
     new Promise<void>((resolve) => {
+      clearTimeout(settle);
       server.close(() => resolve());
       server.closeAllConnections();
     });
   return proxy;
 }
 
-/**
- * The number of sequential round trips among `requests`: the longest chain in which each request starts
- * only after the previous one has ended. Requests sent in parallel overlap and count once.
- */
-export function roundTrips(requests: readonly ProxiedRequest[]): number {
-  const sorted = [...requests].sort((a, b) => a.start - b.start);
-  const depth: number[] = [];
-  for (const [i, r] of sorted.entries()) {
-    let best = 0;
-    for (let j = 0; j < i; j++) {
-      const before = sorted[j];
-      if (before && before.end <= r.start) best = Math.max(best, depth[j] ?? 0);
-    }
-    depth.push(best + 1);
-  }
-  return Math.max(0, ...depth);
+/** The number of waves (round trips) `requests` were forwarded in, with `waveSettleMs` set. */
+export function wavesOf(requests: readonly ProxiedRequest[]): number {
+  return new Set(requests.map((r) => r.wave)).size;
 }

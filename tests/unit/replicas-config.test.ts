@@ -3,7 +3,7 @@
  * without being echoed), the replicas section, URL redaction for logs, and each replica's share of the
  * AWS rate limits.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { limiterOptions, RateLimiters, replicaShare } from '../../src/aws/rate-limits.ts';
 import { parseConfig } from '../../src/config.ts';
 import { ConfigInvalidError } from '../../src/errors.ts';
@@ -142,14 +142,24 @@ describe('rate limits shared by replicas', () => {
 
   it('starts no more than its share within the first window', async () => {
     const limiters = new RateLimiters({ iam: { perSecond: 10, maxConcurrent: 10 } }, { replicas: 2 });
-    const limiter = limiters.for('iam', '111111111111', 'us-east-1');
-    const started: number[] = [];
-    const t0 = Date.now();
-    const jobs = Array.from({ length: 8 }, () => limiter.schedule(async () => started.push(Date.now() - t0)));
-    await Promise.all(jobs);
-    await limiters.stop();
-    // 5 per second for this replica: 5 at once, the rest only after the refill.
-    expect(started.filter((ms) => ms < 900)).toHaveLength(5);
-    expect(started).toHaveLength(8);
+    // On a virtual clock, so the counts are the limiter's, not the machine's scheduling.
+    vi.useFakeTimers();
+    try {
+      const limiter = limiters.for('iam', '111111111111', 'us-east-1');
+      let started = 0;
+      const jobs = Promise.all(Array.from({ length: 8 }, () => limiter.schedule(async () => started++)));
+      // 5 per second for this replica: 5 at once, the rest only after the refill.
+      await vi.advanceTimersByTimeAsync(200);
+      expect(started).toBe(5);
+      await vi.advanceTimersByTimeAsync(750);
+      expect(started).toBe(5);
+      await vi.advanceTimersByTimeAsync(250);
+      expect(started).toBe(8);
+      vi.useRealTimers();
+      await jobs;
+    } finally {
+      vi.useRealTimers();
+      await limiters.stop();
+    }
   });
 });
