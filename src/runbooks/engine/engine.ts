@@ -1,23 +1,12 @@
-/**
- * The run engine: validate → plan → approve → re-check and compare → execute → verify, every step in the
- * audit log. Slack (or the CLI) reaches it through `prepare`/`start`/`decide`/`requestUndo`, and it
- * reaches people back only through a RunNotifier, so it never imports Bolt. This class is the engine's
- * public face; each job lives in a file of its own beside it (lifecycle, start lanes, planning,
- * execution, decisions, scope resolution, recovery).
- */
-import type { ApproverDirectory } from '../../approvals/approval-policy.ts';
-import type { AuditLog } from '../../audit/audit-log.ts';
-import type { AwsClientFactory } from '../../aws/client-factory.ts';
 import type { Config } from '../../config.ts';
 import { InputInvalidError } from '../../errors.ts';
-import type { Logger } from '../../logger.ts';
-import type { RunRecord, Store } from '../../store/store.ts';
+import type { RunRecord } from '../../store/store.ts';
 import type { AnyRunbook } from '../define-runbook.ts';
 import { RUNBOOKS } from '../registry.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import { decideRun, expireDueRequests, retryRun, reviewRun } from './decide-run.ts';
 import { RunExecutor } from './execute-run.ts';
-import { RunLifecycle } from './lifecycle.ts';
+import { type EngineSettings, RunLifecycle } from './lifecycle.ts';
 import { RunPlanner } from './plan-run.ts';
 import {
   assertConfigNamesKnownRunbooks,
@@ -25,32 +14,21 @@ import {
   listRunbooksAllowedIn,
   prepareCommand,
 } from './prepare-command.ts';
-import { newReplicaId, ReplicaHeartbeat, type ReplicaOptions, recoverOrphans } from './recovery.ts';
+import { newReplicaId, ReplicaHeartbeat, recoverOrphans } from './recovery.ts';
 import { RunRequests } from './request-run.ts';
 import { isRunId } from './run-id.ts';
-import type { PreparedCommand, Requester, RunNotifier, RunView, StartOptions } from './run-notifier.ts';
+import type { PreparedCommand, Requester, RunView, StartOptions } from './run-notifier.ts';
 import { StartLanes } from './start-lanes.ts';
 
-/** Everything the engine needs. */
-export interface EngineDeps {
-  config: Config;
-  store: Store;
-  audit: AuditLog;
-  aws: AwsClientFactory;
-  directory: ApproverDirectory;
-  notifier: RunNotifier;
-  log: Logger;
-  runbooks?: readonly AnyRunbook[];
-  now?: () => number;
-  /** How long execute + verify may take before the run is aborted. */
-  executionTimeoutMs?: number;
+/** Everything the engine needs: its settings, where the defaults below may fill in the optional ones. */
+export interface EngineDeps
+  extends Omit<EngineSettings, 'runbooks' | 'now' | 'executionTimeoutMs' | 'replica'>,
+    Partial<Pick<EngineSettings, 'runbooks' | 'now' | 'executionTimeoutMs' | 'replica'>> {
   /**
    * How many runs of each lane (read-only; containment) may be started at once (the rest wait their turn,
    * after their commands were acknowledged). A read-only run holds its slot while it executes.
    */
   startConcurrency?: number;
-  /** This replica's identity and when another replica's run counts as orphaned (config `replicas`). */
-  replica?: ReplicaOptions;
 }
 
 /** The run engine. */
