@@ -11,6 +11,8 @@ import type { RateLimit } from './aws/rate-limits.ts';
 import type { AwsSessions } from './aws/sessions.ts';
 import { composeCore } from './compose-core.ts';
 import type { Config } from './config.ts';
+import { FindingPoller } from './findings/finding-poller.ts';
+import { createSqsFindingsQueue, type FindingsQueue } from './findings/sqs-findings-queue.ts';
 import type { Logger } from './logger.ts';
 import { redactDatabaseUrl } from './open-store.ts';
 import type { AnyRunbook } from './runbooks/define-runbook.ts';
@@ -24,9 +26,11 @@ import { createBoltLogger } from './slack/bolt-logger.ts';
 import { createHttpServer } from './slack/http-server.ts';
 import { createKeyAgeResultView } from './slack/key-age-result-view.ts';
 import { createReminderRunner } from './slack/post-reminder.ts';
+import { createFindingCardPoster } from './slack/post-security-finding.ts';
 import { registerAppHome } from './slack/register-app-home.ts';
 import { registerFindingHandlers } from './slack/register-finding-handlers.ts';
 import { registerHandlers } from './slack/register-handlers.ts';
+import { registerSecurityFindingHandlers } from './slack/register-security-finding-handlers.ts';
 import { indexResultViews, withResultViews } from './slack/result-views.ts';
 import { createSlackDirectory } from './slack/slack-directory.ts';
 import { createSlackNotifier } from './slack/slack-notifier.ts';
@@ -60,6 +64,8 @@ export interface QuellOptions {
   sweepIntervalMs?: number;
   /** The reminders' clock and timers (tests move time by hand). */
   schedulerClock?: SchedulerClock;
+  /** The findings queue (default: the SQS queue of `findings`, when configured). */
+  findingsQueue?: FindingsQueue;
 }
 
 /** A built quell: start it, stop it, and reach its parts. */
@@ -76,6 +82,8 @@ export interface Quell {
   counters: { rejectedTimestamps: number };
   /** The credential-age reminder scheduler. */
   reminders: ReminderScheduler;
+  /** The findings poller, when `findings` is configured. */
+  findings: FindingPoller | undefined;
 }
 
 /** Builds quell from validated config and secrets. */
@@ -142,6 +150,19 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
   registerHandlers(app, actions, { engine, audit, log });
   registerFindingHandlers(app, actions, { engine, store, audit, directory, log, now });
   registerAppHome(app, actions, { engine, store, directory, log });
+  registerSecurityFindingHandlers(actions, { engine, store, audit, client: app.client, log });
+  const findings = config.findings
+    ? new FindingPoller({
+        config: config.findings,
+        queue: options.findingsQueue ?? createSqsFindingsQueue(config.findings),
+        store,
+        audit,
+        log,
+        post: createFindingCardPoster(app.client, { config, runbooks }),
+        owner: replicaId,
+        now,
+      })
+    : undefined;
   const reminders = new ReminderScheduler({
     config,
     store,
@@ -178,6 +199,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
     sessions,
     counters,
     reminders,
+    findings,
     async start() {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -193,6 +215,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       void keepRunsAlive();
       keeper = setInterval(keepRunsAlive, config.replicas.heartbeat);
       keeper.unref();
+      findings?.start();
       const port = (server.address() as AddressInfo).port;
       log.info(
         {
@@ -213,6 +236,7 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       await mirror?.drain();
     },
     async stop() {
+      await findings?.stop();
       await reminders.stop();
       if (sweeper) clearInterval(sweeper);
       if (keeper) clearInterval(keeper);

@@ -304,6 +304,39 @@ export const AuditCheckpointsSchema = z
   });
 export type AuditCheckpointsConfig = z.infer<typeof AuditCheckpointsSchema>;
 
+/** Severity labels of findings, lowest first (Security Hub's labels; GuardDuty's scores map onto them). */
+export const FINDING_SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'] as const;
+export type FindingSeverity = (typeof FINDING_SEVERITIES)[number];
+
+/** A standard SQS queue's URL: `https://sqs.<region>.amazonaws.com/<account>/<name>` (or an endpoint's). */
+const SqsQueueUrlSchema = z
+  .string()
+  .regex(
+    /^https?:\/\/[a-z0-9.:-]+\/\d{12}\/[A-Za-z0-9_-]{1,80}$/,
+    'must be a standard SQS queue URL like https://sqs.us-east-1.amazonaws.com/111111111111/quell-findings',
+  );
+
+/**
+ * Security findings into a channel (docs/findings.md): quell long-polls `queueUrl`, which an EventBridge
+ * rule feeds with GuardDuty and Security Hub findings, and posts each finding of at least `minSeverity`
+ * once to `channel`, with buttons that start the matching runbook. Messages it cannot read go to `dlqUrl`
+ * (absent: they stay on the queue for its redrive policy).
+ */
+export const FindingsConfigSchema = z
+  .object({
+    queueUrl: SqsQueueUrlSchema,
+    region: AwsRegionSchema,
+    channel: SlackChannelIdSchema,
+    minSeverity: z.enum(FINDING_SEVERITIES).default('medium'),
+    dlqUrl: SqsQueueUrlSchema.optional(),
+    /** How long one ReceiveMessage waits for messages (SQS long polling allows up to 20 s). */
+    pollSeconds: z.number().int().min(1).max(20).default(20),
+    /** How long a received message stays invisible; a card that could not be posted is retried after it. */
+    visibilitySeconds: z.number().int().min(1).max(43_200).default(120),
+  })
+  .strict();
+export type FindingsConfig = z.infer<typeof FindingsConfigSchema>;
+
 export const ConfigSchema = z
   .object({
     slack: z
@@ -361,6 +394,8 @@ export const ConfigSchema = z
     replicas: ReplicasSchema,
     /** Anchoring the audit chain outside the database (docs/audit.md). */
     audit: z.object({ checkpoints: AuditCheckpointsSchema.optional() }).strict().prefault({}),
+    /** GuardDuty and Security Hub findings from an SQS queue into a channel (docs/findings.md). */
+    findings: FindingsConfigSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

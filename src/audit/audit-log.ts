@@ -40,7 +40,9 @@ export type AuditType =
   | 'reminder.findings'
   | 'reminder.posted'
   | 'reminder.failed'
-  | 'finding.snoozed';
+  | 'finding.snoozed'
+  | 'finding.posted'
+  | 'finding.poisoned';
 
 /** One event to record. */
 export interface AuditEvent {

@@ -148,14 +148,52 @@ export function buildAuditVerifierPolicy(anchor: AuditAnchorIamSettings, region:
   return { Version: '2012-10-17', Statement: statements };
 }
 
+/** The ARN of an SQS queue from its URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`). */
+export function queueArnOf(queueUrl: string, fallbackRegion: string): string {
+  const url = new URL(queueUrl);
+  const [, account, name] = url.pathname.split('/');
+  const host = /^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/.exec(url.hostname);
+  const partition = host?.[2] ? 'aws-cn' : 'aws';
+  return `arn:${partition}:sqs:${host?.[1] ?? fallbackRegion}:${account}:${name}`;
+}
+
+/**
+ * The findings queue (docs/findings.md): receive, delete and read the attributes of the queue, and send
+ * unreadable messages to the dead-letter queue. Nothing else: no purge, no queue changes.
+ */
+export function buildFindingsQueueStatements(findings: {
+  queueUrl: string;
+  dlqUrl?: string | undefined;
+  region: string;
+}): Record<string, unknown>[] {
+  const statements: Record<string, unknown>[] = [
+    {
+      Sid: 'ReceiveFindings',
+      Effect: 'Allow',
+      Action: ['sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'],
+      Resource: [queueArnOf(findings.queueUrl, findings.region)],
+    },
+  ];
+  if (findings.dlqUrl)
+    statements.push({
+      Sid: 'DeadLetterFindings',
+      Effect: 'Allow',
+      Action: ['sqs:SendMessage'],
+      Resource: [queueArnOf(findings.dlqUrl, findings.region)],
+    });
+  return statements;
+}
+
 /**
  * The policy quell's own principal (task role, instance profile) needs. With audit checkpoints, one more
  * statement: the checkpoint writer's actions, or (when they run under a role of their own) assuming that role.
+ * With `findings`, the findings queue's statements.
  */
 export function buildBotPolicy(
   roleArns: string[],
   secretArns: string[],
   anchor?: { settings: AuditAnchorIamSettings; region: string },
+  findings?: { queueUrl: string; dlqUrl?: string | undefined; region: string },
 ): PolicyDocument {
   const statements: Record<string, unknown>[] = [
     {
@@ -183,5 +221,6 @@ export function buildBotPolicy(
   } else if (anchor) {
     statements.push(buildAuditAnchorStatement(anchor.settings, anchor.region));
   }
+  if (findings) statements.push(...buildFindingsQueueStatements(findings));
   return { Version: '2012-10-17', Statement: statements };
 }

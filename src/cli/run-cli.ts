@@ -201,6 +201,7 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
           'PGPASSWORD_SECRET_ARN',
         ].flatMap((name) => process.env[name] ?? []),
         anchor ? { settings: anchor, region: config?.aws.region ?? 'us-east-1' } : undefined,
+        config?.findings,
       ),
     },
     ...(anchor

@@ -28,6 +28,8 @@ const MIRRORED = new Set([
   'reminder.posted',
   'reminder.failed',
   'finding.snoozed',
+  'finding.posted',
+  'finding.poisoned',
   'command.received',
   'run.recovered',
   'run.needs_operator',

@@ -9,12 +9,22 @@
  */
 import pg from 'pg';
 import { StorageError } from '../errors.ts';
-import { fromJson, GENESIS_HASH, patchEntries, toJson, toLedgerRecord, toRun } from './run-rows.ts';
+import {
+  fromJson,
+  GENESIS_HASH,
+  patchEntries,
+  toFindingRecord,
+  toJson,
+  toLedgerRecord,
+  toRun,
+} from './run-rows.ts';
 import type {
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
   DecisionRecord,
+  FindingClaim,
+  FindingRecord,
   Json,
   LedgerRecord,
   LedgerRecordWrite,
@@ -169,6 +179,22 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
           recorded_at, updated_at
         FROM acl_associations;
       DROP TABLE acl_associations;
+    `,
+  },
+  {
+    // Security findings from the findings queue: one card per finding id, whichever replica receives it.
+    version: 6,
+    sql: `
+      CREATE TABLE security_findings (
+        id TEXT PRIMARY KEY,
+        ref TEXT NOT NULL UNIQUE,
+        finding TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_at BIGINT NOT NULL,
+        posted_at BIGINT,
+        message_ts TEXT
+      );
     `,
   },
 ];
@@ -589,6 +615,47 @@ export class PostgresStore implements Store {
       by: String(r.by),
       at: Number(r.at),
     }));
+  }
+
+  async claimFinding(
+    finding: Pick<FindingRecord, 'id' | 'ref' | 'finding' | 'channel'>,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<FindingClaim> {
+    // One statement: insert the claim, or take over one never posted whose lease ran out. Concurrent
+    // claimers wait on the row and re-check the condition, so exactly one gets a row back.
+    const claimed = await this.#query(
+      `INSERT INTO security_findings (id, ref, finding, channel, claimed_by, claimed_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
+         finding = excluded.finding, channel = excluded.channel
+       WHERE security_findings.posted_at IS NULL AND security_findings.claimed_at < $7`,
+      [finding.id, finding.ref, JSON.stringify(finding.finding), finding.channel, owner, now, now - leaseMs],
+    );
+    if (claimed.rowCount === 1) return 'claimed';
+    const { rows } = await this.#query('SELECT posted_at FROM security_findings WHERE id = $1', [finding.id]);
+    return rows[0] && rows[0].posted_at !== null ? 'posted' : 'held';
+  }
+
+  async markFindingPosted(id: string, owner: string, messageTs: string, now: number): Promise<boolean> {
+    const result = await this.#query(
+      `UPDATE security_findings SET posted_at = $1, message_ts = $2
+       WHERE id = $3 AND claimed_by = $4 AND posted_at IS NULL`,
+      [now, messageTs, id, owner],
+    );
+    return result.rowCount === 1;
+  }
+
+  async releaseFinding(id: string, owner: string): Promise<void> {
+    await this.#query(
+      'DELETE FROM security_findings WHERE id = $1 AND claimed_by = $2 AND posted_at IS NULL',
+      [id, owner],
+    );
+  }
+
+  async getFindingByRef(ref: string): Promise<FindingRecord | undefined> {
+    const { rows } = await this.#query('SELECT * FROM security_findings WHERE ref = $1', [ref]);
+    return rows[0] ? toFindingRecord(rows[0]) : undefined;
   }
 
   async close(): Promise<void> {

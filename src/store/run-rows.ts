@@ -2,7 +2,7 @@
  * How a run maps to and from a database row, shared by the SQLite and PostgreSQL stores: the same
  * columns, the same JSON encoding, only the SQL dialects differ.
  */
-import type { Json, LedgerRecord, RunPatch, RunRecord, RunState } from './store.ts';
+import type { FindingRecord, Json, LedgerRecord, RunPatch, RunRecord, RunState } from './store.ts';
 
 /** The prevHash of the first audit entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -60,6 +60,20 @@ export function toLedgerRecord(row: Record<string, unknown>): LedgerRecord {
 }
 
 /** A runs row, from either store, as a RunRecord. */
+/** A security_findings row as a FindingRecord (both dialects). */
+export function toFindingRecord(row: Record<string, unknown>): FindingRecord {
+  return {
+    id: String(row.id),
+    ref: String(row.ref),
+    finding: fromJson(row.finding),
+    channel: String(row.channel),
+    claimedBy: String(row.claimed_by),
+    claimedAt: Number(row.claimed_at),
+    postedAt: row.posted_at === null || row.posted_at === undefined ? null : Number(row.posted_at),
+    messageTs: row.message_ts === null || row.message_ts === undefined ? null : String(row.message_ts),
+  };
+}
+
 export function toRun(row: Record<string, unknown>): RunRecord {
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   const str = (v: unknown) => (v === null || v === undefined ? null : String(v));

@@ -7,12 +7,22 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { StorageError } from '../errors.ts';
-import { fromJson, GENESIS_HASH, patchEntries, toJson, toLedgerRecord, toRun } from './run-rows.ts';
+import {
+  fromJson,
+  GENESIS_HASH,
+  patchEntries,
+  toFindingRecord,
+  toJson,
+  toLedgerRecord,
+  toRun,
+} from './run-rows.ts';
 import type {
   AuditInput,
   AuditRecord,
   DecisionEvaluator,
   DecisionRecord,
+  FindingClaim,
+  FindingRecord,
   Json,
   LedgerRecord,
   LedgerRecordWrite,
@@ -158,6 +168,22 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
           recorded_at, updated_at
         FROM acl_associations;
       DROP TABLE acl_associations;
+    `,
+  },
+  {
+    // Security findings from the findings queue: one card per finding id, whichever replica receives it.
+    version: 6,
+    sql: `
+      CREATE TABLE security_findings (
+        id TEXT PRIMARY KEY,
+        ref TEXT NOT NULL UNIQUE,
+        finding TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        posted_at INTEGER,
+        message_ts TEXT
+      );
     `,
   },
 ];
@@ -553,6 +579,65 @@ export class SqliteStore implements Store {
         )
         .all(...params) as Row[];
       return rows.map(toLedgerRecord);
+    });
+  }
+
+  async claimFinding(
+    finding: Pick<FindingRecord, 'id' | 'ref' | 'finding' | 'channel'>,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<FindingClaim> {
+    return this.#transaction(() => {
+      const inserted = this.#db
+        .prepare(
+          `INSERT INTO security_findings (id, ref, finding, channel, claimed_by, claimed_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        )
+        .run(finding.id, finding.ref, JSON.stringify(finding.finding), finding.channel, owner, now);
+      if (Number(inserted.changes) === 1) return 'claimed';
+      const taken = this.#db
+        .prepare(
+          `UPDATE security_findings SET claimed_by = ?, claimed_at = ?, finding = ?, channel = ?
+           WHERE id = ? AND posted_at IS NULL AND claimed_at < ?`,
+        )
+        .run(owner, now, JSON.stringify(finding.finding), finding.channel, finding.id, now - leaseMs);
+      if (Number(taken.changes) === 1) return 'claimed';
+      const row = this.#db.prepare('SELECT posted_at FROM security_findings WHERE id = ?').get(finding.id) as
+        | Row
+        | undefined;
+      return row && row.posted_at !== null ? 'posted' : 'held';
+    });
+  }
+
+  async markFindingPosted(id: string, owner: string, messageTs: string, now: number): Promise<boolean> {
+    return this.#guard(
+      () =>
+        Number(
+          this.#db
+            .prepare(
+              `UPDATE security_findings SET posted_at = ?, message_ts = ?
+               WHERE id = ? AND claimed_by = ? AND posted_at IS NULL`,
+            )
+            .run(now, messageTs, id, owner).changes,
+        ) === 1,
+    );
+  }
+
+  async releaseFinding(id: string, owner: string): Promise<void> {
+    this.#guard(() =>
+      this.#db
+        .prepare('DELETE FROM security_findings WHERE id = ? AND claimed_by = ? AND posted_at IS NULL')
+        .run(id, owner),
+    );
+  }
+
+  async getFindingByRef(ref: string): Promise<FindingRecord | undefined> {
+    return this.#guard(() => {
+      const row = this.#db.prepare('SELECT * FROM security_findings WHERE ref = ?').get(ref) as
+        | Row
+        | undefined;
+      return row ? toFindingRecord(row) : undefined;
     });
   }
 

@@ -169,6 +169,29 @@ export interface LedgerRecordWrite {
   value: Json;
 }
 
+/**
+ * A security finding taken from the findings queue (GuardDuty, Security Hub), kept so that the card is
+ * posted once whatever the number of replicas and however often the queue delivers it.
+ */
+export interface FindingRecord {
+  /** The finding's own id (GuardDuty's `id`, the ASFF `Id`): at most one card per id. */
+  id: string;
+  /** The short reference the card's buttons carry (never the finding's content). */
+  ref: string;
+  /** The finding as quell shows and acts on it. */
+  finding: Json;
+  /** Where its card is (or is being) posted. */
+  channel: string;
+  /** The replica posting (or that posted) its card, and when it claimed it. */
+  claimedBy: string;
+  claimedAt: number;
+  postedAt: number | null;
+  messageTs: string | null;
+}
+
+/** What a claim on a finding found: this caller posts it, it was posted, or another replica is posting it. */
+export type FindingClaim = 'claimed' | 'posted' | 'held';
+
 /** Which runs to list. */
 export interface RunFilter {
   requester?: string;
@@ -257,5 +280,22 @@ export interface Store {
   updateLedgerEntries(entries: readonly LedgerRecordWrite[], now: number): Promise<void>;
   /** Ledger entries of one run (or of every run) whose key starts with `prefix`; oldest first. */
   listLedgerEntries(filter: { runId?: string; prefix?: string }): Promise<LedgerRecord[]>;
+  /**
+   * Claims a finding's card for `owner`: `claimed` for exactly one caller per finding id, `posted` once
+   * its card exists, `held` while another claim is younger than `leaseMs` (a claim older than that,
+   * never posted, is taken over: its replica died or could not post).
+   */
+  claimFinding(
+    finding: Pick<FindingRecord, 'id' | 'ref' | 'finding' | 'channel'>,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<FindingClaim>;
+  /** Records that `owner` posted the finding's card; false when the claim is no longer its own. */
+  markFindingPosted(id: string, owner: string, messageTs: string, now: number): Promise<boolean>;
+  /** Gives up `owner`'s claim on a finding whose card could not be posted, so the next delivery posts it. */
+  releaseFinding(id: string, owner: string): Promise<void>;
+  /** A finding by the reference its card's buttons carry. */
+  getFindingByRef(ref: string): Promise<FindingRecord | undefined>;
   close(): Promise<void>;
 }

@@ -437,6 +437,48 @@ describe.each(BACKENDS)('$name store', ({ name, create }) => {
     expect((await claim(7000)).filter(Boolean)).toHaveLength(1);
   });
 
+  it('claims a finding once, lets a claim be released or taken over after its lease, never after it is posted', async () => {
+    const b = await replica();
+    const finding = {
+      id: 'gd-1',
+      ref: 'f0123456789abcdef0123',
+      finding: { title: 'x' },
+      channel: 'C0FINDINGS',
+    };
+    expect(await store.claimFinding(finding, 'replica-a', 1000, 60_000)).toBe('claimed');
+    // Another replica (or another delivery) within the lease: held, nothing posted twice.
+    expect(await b.claimFinding(finding, 'replica-b', 2000, 60_000)).toBe('held');
+    // a could not post: it releases its claim, and the next delivery claims it.
+    await store.releaseFinding('gd-1', 'replica-a');
+    expect(await b.claimFinding(finding, 'replica-b', 3000, 60_000)).toBe('claimed');
+    // b dies without posting; after the lease a takes over, and b can no longer record a post.
+    expect(await store.claimFinding(finding, 'replica-a', 70_000, 60_000)).toBe('claimed');
+    expect(await b.markFindingPosted('gd-1', 'replica-b', '1.1', 70_001)).toBe(false);
+    expect(await store.markFindingPosted('gd-1', 'replica-a', '1700000000.000100', 70_002)).toBe(true);
+    expect(await b.claimFinding(finding, 'replica-b', 999_999, 60_000)).toBe('posted');
+    await b.releaseFinding('gd-1', 'replica-a'); // a posted finding is never released
+    expect(await b.getFindingByRef('f0123456789abcdef0123')).toEqual({
+      ...finding,
+      claimedBy: 'replica-a',
+      claimedAt: 70_000,
+      postedAt: 70_002,
+      messageTs: '1700000000.000100',
+    });
+    expect(await store.getFindingByRef('f9999999999999999999x')).toBeUndefined();
+  });
+
+  it('20 replicas claiming one finding at once: exactly one posts it', async () => {
+    const stores = [store, await replica(), await replica()];
+    const finding = { id: 'sh-1', ref: 'fabcdefabcdefabcdefab', finding: {}, channel: 'C0FINDINGS' };
+    const claims = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        (stores[i % 3] as Store).claimFinding(finding, `replica-${i}`, 5000, 60_000),
+      ),
+    );
+    expect(claims.filter((c) => c === 'claimed')).toHaveLength(1);
+    expect(claims.filter((c) => c === 'held')).toHaveLength(19);
+  });
+
   it('stores snoozes, replaces them per key, and lists those in force', async () => {
     await store.putSnooze({ accountId: '111', keyId: 'AKIA1', until: 100, reason: 'r1', by: 'U0A', at: 1 });
     await store.putSnooze({ accountId: '111', keyId: 'AKIA2', until: 50, reason: 'r2', by: 'U0A', at: 1 });

@@ -50,6 +50,11 @@ export interface FakeSlack {
   uploads: Map<string, UploadedBytes>;
   /** Files completed with files.completeUploadExternal (step 3), in order. */
   files: SharedFile[];
+  /**
+   * Makes a Web API call fail: when set and it returns an error code for a call, the call is recorded
+   * and answered `{ ok: false, error }` (as Slack answers a refused call).
+   */
+  fail?: ((method: string, body: Record<string, unknown>) => string | undefined) | undefined;
   /** Waits (bounded) until `predicate` holds over the calls. */
   waitFor(predicate: (calls: SlackCall[]) => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -95,7 +100,8 @@ export async function startFakeSlack(): Promise<FakeSlack> {
       const authorized = typeof body.token === 'string' || typeof req.headers.authorization === 'string';
       delete body.token;
       calls.push({ method, body: { ...body, authorized }, at: Date.now() });
-      res.end(JSON.stringify(answer(method, body)));
+      const error = fake.fail?.(method, body);
+      res.end(JSON.stringify(error ? { ok: false, error } : answer(method, body)));
     });
   });
 
