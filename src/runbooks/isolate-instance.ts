@@ -759,6 +759,11 @@ async function ensureQuarantineGroup(
   reading: InstanceReading,
 ): Promise<{ groupId: string; created: boolean; problem: string | null }> {
   const { vpcId, instanceId } = data;
+  const already = enisOf(reading.instance)[0]?.groups[0];
+  if (data.moves.length === 0 && already) {
+    // Every ENI is already on groups with no rules (the plan checked): no group to prepare or create.
+    return { groupId: already, created: false, problem: null };
+  }
   const reused = data.reuseGroupId ? reading.groups.find((g) => g.GroupId === data.reuseGroupId) : undefined;
   if (reused?.GroupId) {
     // The recheck just read it: it has no rules (else the plan would have changed).

@@ -64,6 +64,7 @@ const exec = promisify(execFile);
 interface TestInstance {
   instanceId: string;
   vpcId: string;
+  subnetId: string;
   /** Each ENI's groups, sorted. */
   original: Map<string, string[]>;
   webGroupId: string;
@@ -180,6 +181,7 @@ async function createTestInstance(ec2: EC2Client, iam: IAMClient): Promise<TestI
   return {
     instanceId,
     vpcId,
+    subnetId,
     original: eniGroups(instance),
     webGroupId,
     adminGroupId,
@@ -483,6 +485,77 @@ describe('isolate-instance and release-instance from Slack to EC2 and back', () 
     const again = await waitForRunOf(t.quell, 'U0RESP2', ['awaiting_approval', 'plan_failed']);
     expect(again.state).toBe('plan_failed');
     await t.settle();
+  });
+
+  it('reuses an earlier run’s quarantine group that still has no rules, and keeps it while another instance uses it', async () => {
+    const first = await createTestInstance(ec2, iam);
+    const imageId = (await ec2.send(new DescribeImagesCommand({}))).Images?.[0]?.ImageId;
+    const launched = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: imageId,
+        MinCount: 1,
+        MaxCount: 1,
+        NetworkInterfaces: [{ DeviceIndex: 0, SubnetId: first.subnetId, Groups: [first.webGroupId] }],
+      }),
+    );
+    const secondId = launched.Instances?.[0]?.InstanceId ?? '';
+    const secondOriginal = eniGroups(await describe_(ec2, secondId));
+
+    const isolate = async (instanceId: string) => {
+      await t.command(`isolate-instance ${instanceId}`, 'U0RESP3');
+      const run = await waitForRunOf(t.quell, 'U0RESP3', ['awaiting_approval', 'plan_failed']);
+      expect(run.state).toBe('awaiting_approval');
+      runs.push(run);
+      await t.click('quell_approve', run.id, 'U0LEAD1');
+      await t.settle();
+      proxy.latencyMs = 40;
+      const from = proxy.requests.length;
+      await t.click('quell_approve', run.id, 'U0LEAD2');
+      const done = await waitForRunState(t.quell, run.id, ['succeeded', 'partial', 'failed']);
+      const requests = proxy.requests.slice(from);
+      proxy.latencyMs = 0;
+      expect(done.state, JSON.stringify(done.result)).toBe('succeeded');
+      await t.settle();
+      return { run, requests };
+    };
+    await isolate(first.instanceId);
+    const [quarantineId] = [...eniGroups(await describe_(ec2, first.instanceId)).values()].flat();
+    const second = await isolate(secondId);
+    // The second isolation found the first run's group by its tag and judged it by its rules: reused as is.
+    expect([...eniGroups(await describe_(ec2, secondId)).values()].flat()).toEqual([quarantineId]);
+    expect(second.requests.map((r) => r.action)).not.toContain('CreateSecurityGroup');
+    console.log(
+      `isolate-instance with a reused quarantine group: ${second.requests.length} AWS requests, ${roundTrips(second.requests)} round trips (${second.requests.map((r) => r.action).join(', ')})`,
+    );
+    expect(roundTrips(second.requests)).toBe(4);
+
+    // Releasing the first keeps the group (the second instance is on it) and says so; releasing the second deletes it.
+    const release = async (instanceId: string) => {
+      await t.command(`release-instance ${instanceId}`, 'U0RESP3');
+      const run = await waitForRunOf(t.quell, 'U0RESP3', ['awaiting_approval', 'plan_failed']);
+      expect(run.state).toBe('awaiting_approval');
+      runs.push(run);
+      await t.click('quell_approve', run.id, 'U0LEAD1');
+      await t.settle();
+      await t.click('quell_approve', run.id, 'U0LEAD2');
+      const done = await waitForRunState(t.quell, run.id, ['succeeded', 'partial', 'failed']);
+      expect(done.state, JSON.stringify(done.result)).toBe('succeeded');
+      await t.settle();
+      return done;
+    };
+    const firstRelease = await release(first.instanceId);
+    expect(JSON.stringify(firstRelease.plan)).toContain(`Quarantine group ${quarantineId} is kept`);
+    expect(eniGroups(await describe_(ec2, first.instanceId))).toEqual(first.original);
+    const groups = async () =>
+      (
+        await ec2.send(
+          new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'vpc-id', Values: [first.vpcId] }] }),
+        )
+      ).SecurityGroups ?? [];
+    expect((await groups()).some((g) => g.GroupId === quarantineId)).toBe(true);
+    await release(secondId);
+    expect(eniGroups(await describe_(ec2, secondId))).toEqual(secondOriginal);
+    expect((await groups()).some((g) => g.GroupId === quarantineId)).toBe(false);
   });
 
   it('calls exactly the IAM actions each runbook declares (from the audit log)', async () => {
