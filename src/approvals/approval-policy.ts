@@ -27,10 +27,12 @@ export interface ApproverDirectory {
 /**
  * Runbooks that make the same change as another runbook's Undo, with that Undo's risk (an Undo runs at its
  * runbook's risk): they need at least the approvals that Undo needs, or typing the stand-alone command
- * would skip an approver. restore-vpc puts back exactly what the Undo of isolate-vpc (destructive) does.
+ * would skip an approver. restore-vpc puts back exactly what the Undo of isolate-vpc (destructive) does,
+ * release-instance what the Undo of isolate-instance (destructive) does.
  */
 const UNDO_EQUIVALENTS: Readonly<Record<string, { undoOf: string; risk: Risk }>> = {
   'restore-vpc': { undoOf: 'isolate-vpc', risk: 'destructive' },
+  'release-instance': { undoOf: 'isolate-instance', risk: 'destructive' },
 };
 
 /** How many distinct approvals a runbook needs. Read-only runbooks need none. */

@@ -2,8 +2,10 @@
 import type { AnyRunbook } from './define-runbook.ts';
 import { disableKey } from './disable-key.ts';
 import { drift } from './drift.ts';
+import { isolateInstance } from './isolate-instance.ts';
 import { isolateVpc } from './isolate-vpc.ts';
 import { keyAge } from './key-age.ts';
+import { releaseInstance } from './release-instance.ts';
 import { restoreVpc } from './restore-vpc.ts';
 import { rotateSecret } from './rotate-secret.ts';
 import { trail } from './trail.ts';
@@ -14,6 +16,8 @@ export const RUNBOOKS: readonly AnyRunbook[] = [
   trail,
   isolateVpc,
   restoreVpc,
+  isolateInstance,
+  releaseInstance,
   rotateSecret,
   drift,
   keyAge,

@@ -15,6 +15,8 @@ const SAMPLES: Record<string, string> = {
   trail: 'trail key=AKIAIOSFODNN7EXAMPLE since=1h',
   'isolate-vpc': 'isolate-vpc vpc-0abc1234def567890',
   'restore-vpc': 'restore-vpc vpc-0abc1234def567890',
+  'isolate-instance': 'isolate-instance i-0abc1234def567890',
+  'release-instance': 'release-instance i-0abc1234def567890',
   'rotate-secret': 'rotate-secret app/db-password',
   drift: 'drift payments-stack',
   'key-age': 'key-age',

@@ -87,4 +87,22 @@ describe('restore-vpc needs the approvals of isolate-vpc’s Undo', () => {
     expect(requiredApprovals(config({}), 'disable-key', 'mutating')).toBe(1);
     expect(requiredApprovals(config({}), 'isolate-vpc', 'destructive')).toBe(2);
   });
+
+  it('counts release-instance approvals from isolate-instance’s the same way', () => {
+    const config = (runbooks: Record<string, { required: number }>) =>
+      ConfigSchema.parse({
+        accounts: [accountConfig('prod', '111111111111')],
+        approvals: { approvers: ['U0LEAD1'], runbooks },
+        channels: {},
+        storage: { url: 'sqlite::memory:' },
+      });
+    expect(requiredApprovals(config({}), 'release-instance', 'mutating')).toBe(2);
+    expect(
+      requiredApprovals(config({ 'release-instance': { required: 1 } }), 'release-instance', 'mutating'),
+    ).toBe(2);
+    expect(
+      requiredApprovals(config({ 'isolate-instance': { required: 3 } }), 'release-instance', 'mutating'),
+    ).toBe(3);
+    expect(requiredApprovals(config({}), 'isolate-instance', 'destructive')).toBe(2);
+  });
 });
