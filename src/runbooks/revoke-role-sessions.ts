@@ -868,7 +868,9 @@ export const revokeRoleSessions = defineRunbook({
       'sso:DescribePermissionSet',
       'sso:GetInlinePolicyForPermissionSet',
     ],
+    // The re-check (GetRole, and the policy) runs with the respond role.
     execute: [
+      'iam:GetRole',
       'iam:PutRolePolicy',
       'iam:ListRolePolicies',
       'iam:GetRolePolicy',
