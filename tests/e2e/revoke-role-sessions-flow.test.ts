@@ -143,10 +143,13 @@ describe('revoke-role-sessions from Slack to IAM and back', () => {
     expect(run.state).toBe('awaiting_approval');
     expect(run.requiredApprovals).toBe(1);
     expect(run.accountId).toBe(accountId); // located from the ARN among the two accounts
-    const card = JSON.stringify(
-      t.slack.callsOf('chat.postMessage').find((c) => c.body.ts === undefined && c.body.channel === INCIDENT)
-        ?.body.blocks,
-    );
+    // The card is posted right after the run reaches awaiting_approval.
+    const isCard = (c: SlackCall) =>
+      c.method === 'chat.postMessage' &&
+      c.body.channel === INCIDENT &&
+      JSON.stringify(c.body.blocks).includes(run.id);
+    await t.slack.waitFor((calls) => calls.some(isCard));
+    const card = JSON.stringify(t.slack.calls.find(isCard)?.body.blocks);
     expect(card).toContain(`arn:aws:iam::${accountId}:role/app/deploy`);
     expect(card).toContain(`iam:PutRolePolicy RoleName=deploy PolicyName=${REVOKE_POLICY_NAME}`);
     expect(card).toContain('the time of execution&gt; + 5 minutes');
@@ -467,8 +470,10 @@ describe('revoke-role-sessions from Slack to IAM and back', () => {
       (r) => r.runbook === 'revoke-role-sessions' && ['succeeded'].includes(r.state),
     );
     assertIamMatchesCalls(revokeRoleSessions, await t.quell.store.listAudit(), runs, {
-      // moto's ProvisionPermissionSet answers SUCCEEDED at once: the status is never polled.
-      implied: ['sso:DescribePermissionSetProvisioningStatus'],
+      // moto's ProvisionPermissionSet answers SUCCEEDED at once: the status is never polled. The Identity
+      // Center test's permission set had an inline policy before the run, so its undo restores it rather
+      // than deleting it.
+      implied: ['sso:DescribePermissionSetProvisioningStatus', 'sso:DeleteInlinePolicyFromPermissionSet'],
     });
   });
 });
