@@ -19,6 +19,7 @@ const SAMPLES: Record<string, string> = {
   'rotate-secret': 'rotate-secret app/db-password',
   drift: 'drift payments-stack',
   'key-age': 'key-age',
+  'revoke-role-sessions': 'revoke-role-sessions deploy',
 };
 
 const CHANNELS = ['C0INCIDENT', 'C0DEV', 'D0ALICE', 'G0PRIVATE', 'C0RANDOM', 'D0BOB'];
