@@ -31,9 +31,12 @@ const THROTTLED = new Set([
   'SlowDown',
 ]);
 
-/** The IAM service prefix for an SDK client name (`IAMClient` → `iam`). */
+/** SDK clients whose IAM service prefix is not their lower-cased name. */
+const SERVICE_PREFIX: Record<string, string> = { SSOAdminClient: 'sso' };
+
+/** The IAM service prefix for an SDK client name (`IAMClient` → `iam`, `SSOAdminClient` → `sso`). */
 export function servicePrefix(clientName: string): string {
-  return clientName.replace(/Client$/, '').toLowerCase();
+  return SERVICE_PREFIX[clientName] ?? clientName.replace(/Client$/, '').toLowerCase();
 }
 
 /** The IAM action for an SDK command name (`UpdateAccessKeyCommand` → `UpdateAccessKey`). */

@@ -77,6 +77,13 @@ export interface FollowUp {
   /** The runbook the button starts. */
   runbook: string;
   /**
+   * Whether `run` offers this button (default: every succeeded run of the runbook), read from the stored
+   * run. A click on a button the run does not offer is refused, whatever the message carried.
+   */
+  offered?(run: RunRecord): boolean;
+  /** The button's text for `run`, when it names something of the run (default: `label`). */
+  labelFor?(run: RunRecord): string;
+  /**
    * The command arguments, from the stored run (never from the message). Throws RunStateConflictError
    * when the run has nothing to start from.
    */

@@ -30,6 +30,8 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import type { CommandArgs } from './engine/command-grammar.ts';
+import { type AssumedRoles, describeAssumedRoles, findAssumedRoles } from './find-assumed-roles.ts';
+import { parseRoleArn } from './revoke-role-sessions.ts';
 
 /** Long-term (AKIA) and temporary (ASIA) access key ids: 4 letters, then 16 base32 characters. */
 export const AccessKeyIdSchema = z
@@ -71,6 +73,8 @@ type DisableKeyResult = {
   keyConfirmedInactiveAt: string | null;
   tokenIssueTimeBefore: string;
   failures: string[];
+  /** The roles the key assumed in the 24 hours before (CloudTrail), looked up after the change. */
+  assumedRoles?: AssumedRoles;
 };
 
 type UndoData = {
@@ -95,6 +99,41 @@ export function keyActivityArgs(run: RunRecord): CommandArgs {
   return {
     positional: [],
     options: { key: parsed.data, since: '24h', ...(run.accountAlias ? { account: run.accountAlias } : {}) },
+  };
+}
+
+/** How many "Revoke sessions of <role>" buttons a card offers at most (the most recently assumed roles). */
+export const REVOKE_ROLE_BUTTONS = 3;
+
+/** The role behind button `index` of a succeeded run: from the stored result, never from the message. */
+function assumedRoleAt(run: RunRecord, index: number): string | undefined {
+  const roles = (run.result as { execute?: { data?: { assumedRoles?: { roles?: unknown } } } } | null)
+    ?.execute?.data?.assumedRoles?.roles;
+  if (!Array.isArray(roles)) return undefined;
+  return parseRoleArn((roles[index] as { arn?: unknown } | undefined)?.arn)?.arn;
+}
+
+/**
+ * The follow-up for the `index`-th role the key assumed: offered only when the run's stored CloudTrail
+ * lookup found one; starts revoke-role-sessions for that role (its account is read from the ARN).
+ */
+function revokeRoleFollowUp(index: number) {
+  return {
+    actionId: `quell_revoke_role_sessions_${index + 1}`,
+    label: 'Revoke sessions of the role',
+    runbook: 'revoke-role-sessions',
+    offered: (run: RunRecord) => assumedRoleAt(run, index) !== undefined,
+    labelFor: (run: RunRecord) => {
+      const arn = assumedRoleAt(run, index) ?? '';
+      const name = arn.slice(arn.lastIndexOf('/') + 1);
+      return `Revoke sessions of ${name.length > 50 ? `${name.slice(0, 49)}…` : name}`;
+    },
+    args: (run: RunRecord): CommandArgs => {
+      const arn = assumedRoleAt(run, index);
+      if (!arn)
+        throw new RunStateConflictError(`Run \`${run.id}\` has no assumed role on record for this button.`);
+      return { positional: [arn], options: {} };
+    },
   };
 }
 
@@ -332,6 +371,11 @@ async function executeDisable(
     failures.push(messageOf(error));
   }
   const cutoff = before.toISOString();
+  // After the change, not before it: the roles the key assumed, whose sessions outlive the key (the
+  // card offers to revoke them). Never fails the run; a CloudTrail that cannot be read is said so.
+  const assumedRoles = await findAssumedRoles(ctx, keyId, [
+    ...new Set([iamRegionFor(ctx.account.roles.read), ...ctx.account.regions]),
+  ]);
   const why = confirmedAt
     ? `the key read back Inactive at ${confirmedAt.toISOString()}, plus ${MARGIN_TEXT} for IAM propagation`
     : `the key was NOT confirmed Inactive; ${MARGIN_TEXT} after the attempt`;
@@ -353,6 +397,7 @@ async function executeDisable(
             : 'unchanged',
       ],
       ['Sessions revoked', policyAttached ? `issued before ${cutoff} (${why})` : 'no'],
+      ['Roles it assumed (24 h)', describeAssumedRoles(assumedRoles)],
     ],
     data: {
       keyDeactivated,
@@ -360,6 +405,7 @@ async function executeDisable(
       keyConfirmedInactiveAt: confirmedAt?.toISOString() ?? null,
       tokenIssueTimeBefore: cutoff,
       failures,
+      assumedRoles,
     },
   };
 }
@@ -564,7 +610,7 @@ export const disableKey = defineRunbook({
   access: 'respond',
   iam: {
     plan: ['iam:GetAccessKeyLastUsed', 'iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPolicy'],
-    execute: ['iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:PutUserPolicy'],
+    execute: ['iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:PutUserPolicy', 'cloudtrail:LookupEvents'],
     undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
   },
   // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).
@@ -577,6 +623,8 @@ export const disableKey = defineRunbook({
       runbook: 'trail',
       args: keyActivityArgs,
     },
+    // "Revoke sessions of <role>", for each role the key assumed (the latest first).
+    ...Array.from({ length: REVOKE_ROLE_BUTTONS }, (_, i) => revokeRoleFollowUp(i)),
   ],
   locateAccount: locateKeyAccount,
   plan: planDisable,

@@ -7,12 +7,14 @@ import { isolateVpc } from './isolate-vpc.ts';
 import { keyAge } from './key-age.ts';
 import { releaseInstance } from './release-instance.ts';
 import { restoreVpc } from './restore-vpc.ts';
+import { revokeRoleSessions } from './revoke-role-sessions.ts';
 import { rotateSecret } from './rotate-secret.ts';
 import { trail } from './trail.ts';
 
 /** The runbooks, in the order `help` lists them. */
 export const RUNBOOKS: readonly AnyRunbook[] = [
   disableKey,
+  revokeRoleSessions,
   trail,
   isolateVpc,
   restoreVpc,

@@ -29,6 +29,20 @@ export function offersFollowUps(run: Pick<RunRecord, 'state' | 'kind'>): boolean
 }
 
 /**
+ * The buttons a run's card shows: its runbook's follow-ups that this stored run offers, with their text
+ * for it. Empty unless the run offers follow-ups at all.
+ */
+export function offeredFollowUps(
+  runbook: Pick<AnyRunbook, 'followUps'>,
+  run: RunRecord,
+): { actionId: string; label: string }[] {
+  if (!offersFollowUps(run)) return [];
+  return (runbook.followUps ?? [])
+    .filter((followUp) => followUp.offered?.(run) ?? true)
+    .map((followUp) => ({ actionId: followUp.actionId, label: followUp.labelFor?.(run) ?? followUp.label }));
+}
+
+/**
  * The command a click on follow-up `actionId` of `run` starts: refused unless the run is a succeeded run
  * of the runbook that declares the button; the arguments come from the stored run.
  */
@@ -43,6 +57,11 @@ export function resolveFollowUp(
   if (run.runbook !== owner.id || !offersFollowUps(run)) {
     throw new RunStateConflictError(
       `Run \`${run.id}\` is not a succeeded \`${owner.id}\` run; start \`${followUp.runbook}\` with a command instead.`,
+    );
+  }
+  if (followUp.offered && !followUp.offered(run)) {
+    throw new RunStateConflictError(
+      `Run \`${run.id}\` does not offer this button; start \`${followUp.runbook}\` with a command instead.`,
     );
   }
   return { runbook: followUp.runbook, args: followUp.args(run) };

@@ -5,7 +5,7 @@
  */
 import type { Plan } from '../runbooks/define-runbook.ts';
 import type { RunView } from '../runbooks/engine/run-notifier.ts';
-import { offersFollowUps } from '../runbooks/resolve-follow-up.ts';
+import { offeredFollowUps } from '../runbooks/resolve-follow-up.ts';
 import type { RunRecord, RunState } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn, mentionUser, plainText } from './escape-text.ts';
 
@@ -199,15 +199,13 @@ function buildButtons({ run, runbook }: RunView): Block[] {
     buttons.push({ type: 'button', action_id: ACTION.undo, text: plainText('Undo'), value: run.id });
   }
   // The runbook's own follow-ups (each starts another runbook from this stored run).
-  if (offersFollowUps(run)) {
-    for (const followUp of runbook.followUps ?? []) {
-      buttons.push({
-        type: 'button',
-        action_id: followUp.actionId,
-        text: plainText(followUp.label),
-        value: run.id,
-      });
-    }
+  for (const followUp of offeredFollowUps(runbook, run)) {
+    buttons.push({
+      type: 'button',
+      action_id: followUp.actionId,
+      text: plainText(followUp.label),
+      value: run.id,
+    });
   }
   if (run.breakGlass && run.reviewState === 'pending') {
     buttons.push({

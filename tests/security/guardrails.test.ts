@@ -20,6 +20,7 @@ const SAMPLES: Record<string, string> = {
   'rotate-secret': 'rotate-secret app/db-password',
   drift: 'drift payments-stack',
   'key-age': 'key-age',
+  'revoke-role-sessions': 'revoke-role-sessions deploy',
 };
 
 const CHANNELS = ['C0INCIDENT', 'C0DEV', 'D0ALICE', 'G0PRIVATE', 'C0RANDOM', 'D0BOB'];
@@ -81,7 +82,7 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     const runbooks = t.quell.engine.runbooks.map((r) => r.id);
     const missing = runbooks.filter((id) => !SAMPLES[id]);
     expect(missing, 'add a sample command for every registered runbook').toEqual([]);
-    expect(runbooks.length, 'the counts below are for these 7 runbooks').toBe(ALL.length);
+    expect(runbooks.length, 'the counts below are for these 10 runbooks').toBe(ALL.length);
     const attempts: { channel: string; user: string; runbook: string; account: string; allowed: boolean }[] =
       [];
     for (const channel of CHANNELS)
@@ -121,13 +122,13 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     const allowed = attempts.filter((a) => a.allowed);
     const forbiddenAccepted = forbidden.reduce((n, a) => n + accepted(a), 0);
     const allowedAccepted = allowed.filter((a) => accepted(a) === 1).length;
-    // The counts this matrix is about: 6 channels × 3 users × 7 runbooks × 2 accounts = 252 attempts.
-    // Allowed: C0INCIDENT 34 (U0RESP and U0GROUPIE 6 runbooks × 2 accounts each, U0RANDOM 5 × 2),
-    // C0DEV 9 (3 runbooks on dev × 3 users), D0ALICE 3, G0PRIVATE 2 (disable-key on prod for U0RESP and
-    // U0GROUPIE): 48; the other 204 are forbidden.
-    expect(attempts).toHaveLength(252);
-    expect(allowed).toHaveLength(48);
-    expect(forbidden).toHaveLength(204);
+    // The counts this matrix is about: 6 channels × 3 users × 10 runbooks × 2 accounts = 360 attempts.
+    // Allowed: C0INCIDENT 52 (U0RESP and U0GROUPIE 9 runbooks — all but isolate-vpc — × 2 accounts each,
+    // U0RANDOM 8 × 2, without disable-key too), C0DEV 9 (3 runbooks on dev × 3 users), D0ALICE 3,
+    // G0PRIVATE 2 (disable-key on prod for U0RESP and U0GROUPIE): 66; the other 294 are forbidden.
+    expect(attempts).toHaveLength(360);
+    expect(allowed).toHaveLength(66);
+    expect(forbidden).toHaveLength(294);
     expect(forbiddenAccepted).toBe(0);
     expect(allowedAccepted).toBe(allowed.length);
     expect(runs).toHaveLength(allowed.length);
@@ -145,8 +146,8 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     // Refusals in the acknowledgement name the rule and who can change it.
     const channelRefusals = acks.filter((text) => text.includes('Refused by `channels.'));
     // Every attempt a channel rule forbids (requester refusals in C0INCIDENT are worded otherwise):
-    // C0DEV 11 × 3 users, D0ALICE 13 × 3, G0PRIVATE 13 × 3, C0RANDOM 14 × 3 and D0BOB 14 × 3.
-    expect(channelRefusals).toHaveLength(195);
+    // C0DEV 17 × 3 users, D0ALICE 19 × 3, G0PRIVATE 19 × 3, C0RANDOM 20 × 3 and D0BOB 20 × 3.
+    expect(channelRefusals).toHaveLength(285);
     for (const text of channelRefusals) expect(text).toContain('Who can change it: the people who maintain');
     expect(acks.some((a) => a.includes('Refused by `channels.C0RANDOM`'))).toBe(true);
     expect(

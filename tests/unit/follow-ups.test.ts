@@ -45,6 +45,9 @@ describe("disable-key's lookup button", () => {
   it('is declared by disable-key, under the action id posted cards carry', () => {
     expect(listFollowUps(RUNBOOKS).map(({ owner, followUp }) => [owner.id, followUp.actionId])).toEqual([
       ['disable-key', ACTION.trailKey],
+      ['disable-key', 'quell_revoke_role_sessions_1'],
+      ['disable-key', 'quell_revoke_role_sessions_2'],
+      ['disable-key', 'quell_revoke_role_sessions_3'],
     ]);
   });
 
@@ -117,5 +120,54 @@ describe('follow-ups on the card', () => {
       ],
     } as AnyRunbook;
     expect(() => listFollowUps([...RUNBOOKS, broken])).toThrow(/unknown runbook nope/);
+  });
+});
+
+describe("disable-key's 'Revoke sessions of <role>' buttons", () => {
+  const DEPLOY = 'arn:aws:iam::111111111111:role/app/deploy';
+  const AUDIT = 'arn:aws:iam::222222222222:role/audit';
+  const withRoles = (roles: unknown) =>
+    run({
+      result: {
+        execute: { summary: 'Done', facts: [], data: { assumedRoles: { status: 'ok', roles } } },
+      } as RunRecord['result'],
+    });
+  const revokeButtons = (r: RunRecord) =>
+    buildRunCard({ run: r, decisions: [], runbook: disableKey })
+      .blocks.filter((b: Block) => b.type === 'actions')
+      .flatMap((b) => (b.elements ?? []) as { action_id: string; value: string; text: { text: string } }[])
+      .filter((b) => b.action_id.startsWith('quell_revoke_role_sessions_'))
+      .map((b) => [b.action_id, b.text.text, b.value]);
+
+  it('offers one button per role the stored run recorded, named after the role, carrying only the run id', () => {
+    expect(revokeButtons(withRoles([{ arn: DEPLOY }, { arn: AUDIT }]))).toEqual([
+      ['quell_revoke_role_sessions_1', 'Revoke sessions of deploy', 'rabcdefghijkl'],
+      ['quell_revoke_role_sessions_2', 'Revoke sessions of audit', 'rabcdefghijkl'],
+    ]);
+    expect(
+      resolveFollowUp(RUNBOOKS, 'quell_revoke_role_sessions_2', withRoles([{ arn: DEPLOY }, { arn: AUDIT }])),
+    ).toEqual({
+      runbook: 'revoke-role-sessions',
+      args: { positional: [AUDIT], options: {} },
+    });
+  });
+
+  it('offers nothing without recorded roles, and refuses clicks on slots the run does not offer', () => {
+    for (const r of [
+      run({}),
+      withRoles([]),
+      withRoles('x'),
+      withRoles([{ arn: '<!channel>' }]),
+      withRoles([{ arn: `${DEPLOY};x` }]),
+    ]) {
+      expect(revokeButtons(r)).toEqual([]);
+      expect(() => resolveFollowUp(RUNBOOKS, 'quell_revoke_role_sessions_1', r)).toThrow(
+        'does not offer this button',
+      );
+    }
+    expect(() =>
+      resolveFollowUp(RUNBOOKS, 'quell_revoke_role_sessions_2', withRoles([{ arn: DEPLOY }])),
+    ).toThrow(RunStateConflictError);
+    expect(revokeButtons({ ...withRoles([{ arn: DEPLOY }]), state: 'failed' })).toEqual([]);
   });
 });
