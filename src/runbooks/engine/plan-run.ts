@@ -5,6 +5,7 @@
  * session assumed meanwhile so the approving click costs no STS round trip.
  */
 import { isBreakGlass } from '../../approvals/approval-policy.ts';
+import { digestRunPlan } from '../../audit/run-binding.ts';
 import { asQuellError } from '../../errors.ts';
 import type { Json, RunRecord } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
@@ -78,6 +79,7 @@ export class RunPlanner {
       scope.dispose();
     }
     const planHash = hashMaterial(plan.material);
+    const planJson = plan as unknown as Json;
     await d.audit.record({
       type: 'plan.created',
       runId: run.id,
@@ -88,9 +90,10 @@ export class RunPlanner {
         notes: plan.notes,
         material: plan.material,
         planHash,
+        // The stored plan and the run's target, bound to the chain: execution checks the row against it.
+        binding: digestRunPlan({ ...run, plan: planJson, planHash }),
       },
     });
-    const planJson = plan as unknown as Json;
     // A CLI run is break-glass by construction: there is nobody in the terminal to approve it.
     const breakGlass =
       run.requiredApprovals > 0 && (run.source === 'cli' || isBreakGlass(d.config, run.requester));

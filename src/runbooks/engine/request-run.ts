@@ -10,10 +10,11 @@ import {
   assertRequester,
   requiredApprovals,
 } from '../../approvals/approval-policy.ts';
-import { asQuellError, ErrorCode, RunStateConflictError } from '../../errors.ts';
+import { asQuellError, ErrorCode, RunStateConflictError, RunUnboundError } from '../../errors.ts';
 import { createErrorRef } from '../../logger.ts';
 import type { Json, RunRecord } from '../../store/store.ts';
 import type { AnyRunbook, CommonInput } from '../define-runbook.ts';
+import { findUndoSourceProblems } from './check-binding.ts';
 import type { RunLifecycle } from './lifecycle.ts';
 import type { RunPlanner } from './plan-run.ts';
 import { resolveAccount, resolveRegion } from './resolve-scope.ts';
@@ -120,6 +121,9 @@ export class RunRequests {
       region: parent.region,
     });
     try {
+      // The undo plans from the original's stored plan and result: they must be the rows quell wrote.
+      const problems = await findUndoSourceProblems(this.#life, parent);
+      if (problems.length > 0) throw new RunUnboundError(problems);
       await d.store.createRun(run);
       const source = undoSource(parent);
       const undo = runbook.undo;
