@@ -14,8 +14,11 @@ import type { ReplicaHeartbeat } from './recovery.ts';
 import { buildRunContext, openScope } from './resolve-scope.ts';
 import { makePlanOf, procedureOf } from './run-procedure.ts';
 
-/** Requests a superseded run again with the current plan (a new run, or a new undo of the same parent). */
-export type RequestAgain = (run: RunRecord, runbook: AnyRunbook) => Promise<unknown>;
+/**
+ * Requests a superseded run again with the current plan (a new run, or a new undo of the same parent);
+ * `differences` say what changed, for whoever is asked again.
+ */
+export type RequestAgain = (run: RunRecord, runbook: AnyRunbook, differences: string[]) => Promise<unknown>;
 
 /** Executes approved runs. */
 export class RunExecutor {
@@ -167,6 +170,6 @@ export class RunExecutor {
         superseded,
         `${error.message} A new request with the current plan follows.`,
       );
-    await this.#requestAgain(run, runbook);
+    await this.#requestAgain(run, runbook, differences);
   }
 }

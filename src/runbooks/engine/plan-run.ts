@@ -23,6 +23,8 @@ export class RunPlanner {
   readonly #execute: (runId: string) => Promise<boolean>;
   /** The CLI's confirmation prompts, by run id, asked once the plan is known (see StartOptions). */
   readonly #confirmations = new Map<string, NonNullable<StartOptions['confirm']>>();
+  /** The prompts of confirmed runs while they execute: a superseded one asks its operator again. */
+  readonly #confirmed = new Map<string, NonNullable<StartOptions['confirm']>>();
 
   constructor(life: RunLifecycle, heartbeat: ReplicaHeartbeat, execute: (runId: string) => Promise<boolean>) {
     this.#life = life;
@@ -33,6 +35,11 @@ export class RunPlanner {
   /** Asks `confirm` with the plan of `runId` before it executes without approval. */
   expectConfirmation(runId: string, confirm: NonNullable<StartOptions['confirm']>): void {
     this.#confirmations.set(runId, confirm);
+  }
+
+  /** The prompt that confirmed `runId`, while it executes (undefined when nobody confirmed it here). */
+  confirmationOf(runId: string): NonNullable<StartOptions['confirm']> | undefined {
+    return this.#confirmed.get(runId);
   }
 
   /** Drops the prompt of a run that will not be planned. */
@@ -145,7 +152,12 @@ export class RunPlanner {
           : {}),
         owned: true,
       });
-      await this.#execute(run.id);
+      if (confirm) this.#confirmed.set(run.id, confirm);
+      try {
+        await this.#execute(run.id);
+      } finally {
+        this.#confirmed.delete(run.id);
+      }
       return life.mustGet(run.id);
     }
     const expiresAt = now + d.config.approvals.expiresIn;
