@@ -22,6 +22,7 @@ export const ErrorCode = {
   SecretMissing: 'quell_secret_missing',
   Storage: 'quell_storage',
   RunInterrupted: 'quell_run_interrupted',
+  RunUnbound: 'quell_run_unbound',
   Unknown: 'quell_unknown',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -79,12 +80,12 @@ export class RunStateConflictError extends QuellError {
   }
 }
 
-/** The approval window closed before enough approvals arrived. */
+/** The approval window closed before enough approvals arrived (or, for a retry, since the approval). */
 export class ApprovalExpiredError extends QuellError {
-  constructor(runId: string) {
+  constructor(runId: string, message?: string) {
     super(
       ErrorCode.ApprovalExpired,
-      `Run \`${runId}\` expired before it was approved. Request it again if it is still needed.`,
+      message ?? `Run \`${runId}\` expired before it was approved. Request it again if it is still needed.`,
     );
   }
 }
@@ -198,6 +199,21 @@ export class StorageError extends QuellError {
 export class RunInterruptedError extends QuellError {
   constructor(message: string) {
     super(ErrorCode.RunInterrupted, message);
+  }
+}
+
+/**
+ * A row execution would read (a run's plan, its decisions, the result an undo plans from) does not match
+ * what the audit chain recorded when it was written: edited or forged in the database. Nothing is run.
+ */
+export class RunUnboundError extends QuellError {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(
+      ErrorCode.RunUnbound,
+      `The stored run does not match the audit log, so nothing was run: ${problems.join('; ')}. Someone may have changed the database; check it and \`quell audit verify\`, then request the run again.`,
+    );
+    this.problems = problems;
   }
 }
 

@@ -76,15 +76,27 @@ export async function assertApprover(
   );
 }
 
-/** Whether `userId` may request the runbook (per-runbook `requesters`; everyone when not set). */
+/**
+ * Whether `userId` is an approver right now (listed directly or through a group, asked of Slack `now`):
+ * an earlier approval counts toward the quorum only while its approver still is one.
+ */
+export function isApprover(config: Config, directory: ApproverDirectory, userId: string): Promise<boolean> {
+  return isListed(config.approvals.approvers, directory, userId, 'now');
+}
+
+/**
+ * Whether `userId` may request the runbook (per-runbook `requesters`; everyone when not set). `recent`
+ * membership when a request is made; `now` when a click acts under an earlier request (a retry).
+ */
 export async function assertRequester(
   config: Config,
   directory: ApproverDirectory,
   runbookId: string,
   userId: string,
+  freshness: Freshness = 'recent',
 ): Promise<void> {
   const requesters = config.approvals.runbooks[runbookId]?.requesters;
-  if (!requesters || (await isListed(requesters, directory, userId, 'recent'))) return;
+  if (!requesters || (await isListed(requesters, directory, userId, freshness))) return;
   throw new NotAllowedError(
     `You may not request \`${runbookId}\`: \`approvals.runbooks.${runbookId}.requesters\` does not list you or a group of yours. Ask your security lead.`,
     `approvals.runbooks.${runbookId}.requesters`,

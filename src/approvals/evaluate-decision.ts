@@ -6,7 +6,23 @@
 import type { DecisionEvaluator } from '../store/store.ts';
 
 /** Judges a decision. See DecisionEvaluator. */
-export const evaluateDecision: DecisionEvaluator = (run, decisions, decision) => {
+export const evaluateDecision: DecisionEvaluator = (run, decisions, decision) =>
+  judgeDecision(run, decisions, decision, new Set());
+
+/**
+ * Judges a decision where the approvals of `departed` (earlier approvers who are no longer in the approver
+ * group, looked up just before) do not count toward the quorum. Their decisions stay on record.
+ */
+export function evaluateDecisionWithout(departed: ReadonlySet<string>): DecisionEvaluator {
+  return (run, decisions, decision) => judgeDecision(run, decisions, decision, departed);
+}
+
+function judgeDecision(
+  run: Parameters<DecisionEvaluator>[0],
+  decisions: Parameters<DecisionEvaluator>[1],
+  decision: Parameters<DecisionEvaluator>[2],
+  departed: ReadonlySet<string>,
+): ReturnType<DecisionEvaluator> {
   if (run.state !== 'awaiting_approval') {
     return {
       outcome: { kind: 'rejected', reason: 'closed', state: run.state },
@@ -38,7 +54,9 @@ export const evaluateDecision: DecisionEvaluator = (run, decisions, decision) =>
   if (decision.decision === 'deny') {
     return { outcome: { kind: 'denied' }, nextState: 'denied', record: true };
   }
-  const approvals = new Set(decisions.filter((d) => d.decision === 'approve').map((d) => d.userId));
+  const approvals = new Set(
+    decisions.filter((d) => d.decision === 'approve' && !departed.has(d.userId)).map((d) => d.userId),
+  );
   approvals.add(decision.userId);
   const required = run.requiredApprovals;
   if (approvals.size >= required) {
@@ -53,4 +71,4 @@ export const evaluateDecision: DecisionEvaluator = (run, decisions, decision) =>
     nextState: null,
     record: true,
   };
-};
+}

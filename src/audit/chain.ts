@@ -34,10 +34,16 @@ export type ChainVerdict =
   | { ok: true; entries: number; head: string }
   | { ok: false; entries: number; badSeq: number; reason: string };
 
-/** Recomputes the chain over `records` (in stored order) and names the first bad entry. */
-export function verifyAuditChain(records: Iterable<AuditRecord>): ChainVerdict {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
+/**
+ * Recomputes the chain over `records` (in stored order) and names the first bad entry. From the genesis by
+ * default; `from` checks a segment that starts later (the previous entry's hash and the first seq).
+ */
+export function verifyAuditChain(
+  records: Iterable<AuditRecord>,
+  from: { prevHash: string; seq: number } = { prevHash: GENESIS_HASH, seq: 1 },
+): ChainVerdict {
+  let prevHash = from.prevHash;
+  let expectedSeq = from.seq;
   let count = 0;
   for (const record of records) {
     count++;

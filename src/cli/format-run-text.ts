@@ -4,13 +4,22 @@
  * characters from AWS or the input are replaced, so nothing can rewrite the operator's terminal.
  */
 import type { Outcome, Plan } from '../runbooks/define-runbook.ts';
-import type { RunView } from '../runbooks/engine/run-notifier.ts';
+import type { PlanChange, RunView } from '../runbooks/engine/run-notifier.ts';
 
 /** Text safe to print: no control characters or escape sequences. */
 export function terminalSafe(text: string, max = 2000): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
   const clean = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '?');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
+/** What changed between the plan an operator confirmed and the one the re-check found, as a list. */
+export function formatPlanChange(change: PlanChange): string {
+  const lines = [
+    `The world changed after you confirmed run ${change.supersedes}; nothing of it was run. What changed:`,
+    ...change.differences.map((d) => `  - ${terminalSafe(d, 300)}`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /** The plan of a run, as the approval card shows it. */

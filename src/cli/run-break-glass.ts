@@ -16,8 +16,8 @@ import { InputInvalidError, QuellError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { parseCommandText } from '../runbooks/engine/command-grammar.ts';
 import { Engine } from '../runbooks/engine/engine.ts';
-import type { Requester, RunView } from '../runbooks/engine/run-notifier.ts';
-import { formatPlanText, terminalSafe } from './format-run-text.ts';
+import type { PlanChange, Requester, RunView } from '../runbooks/engine/run-notifier.ts';
+import { formatPlanChange, formatPlanText, terminalSafe } from './format-run-text.ts';
 import { createTerminalNotifier, type TerminalIo } from './terminal-notifier.ts';
 
 /** The terminal the CLI talks to (injectable for tests). */
@@ -141,12 +141,32 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
       return error instanceof InputInvalidError ? 2 : 1;
     }
     let cancelled = false;
-    const confirm = async (view: RunView): Promise<boolean> => {
+    /** The run the operator last confirmed: a superseded run's replacement, once they confirmed it. */
+    let confirmedRunId: string | undefined;
+    const confirm = async (view: RunView, changed?: PlanChange): Promise<boolean> => {
+      if (changed) io.out(`\n${formatPlanChange(changed)}\n`);
       io.out(formatPlanText(view));
       const changes = view.run.requiredApprovals > 0;
       let how: 'read-only' | '--yes' | 'prompt';
       if (!changes) how = 'read-only';
-      else if (values.yes) {
+      else if (changed) {
+        // --yes confirmed the plan that was shown; a different one needs a person at a terminal.
+        if (!io.isTty) {
+          io.err(
+            'quell: the plan changed after it was confirmed and stdin is not a terminal: nothing more was run (--yes confirms only the plan shown). Run it again if it is still needed.\n',
+          );
+          cancelled = true;
+          return false;
+        }
+        const answer = await io.ask(
+          `\nThe plan CHANGED since you confirmed it (see above). Run the NEW plan now WITHOUT approval (break-glass: an approver must review it afterwards)? [y/N] `,
+        );
+        if (!/^y(es)?$/i.test(answer.trim())) {
+          cancelled = true;
+          return false;
+        }
+        how = 'prompt';
+      } else if (values.yes) {
         how = '--yes';
         io.out('\nBreak-glass: --yes given, running without approval.\n');
       } else if (!io.isTty) {
@@ -176,8 +196,10 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
           operator: operator.name,
           awsIdentity: operator.arn,
           ...(note ? { as: note } : {}),
+          ...(changed ? { supersedes: changed.supersedes, differences: changed.differences } : {}),
         },
       });
+      confirmedRunId = view.run.id;
       return true;
     };
     const run = await engine.start(prepared, requester, { confirm });
@@ -187,8 +209,10 @@ export async function runBreakGlass(args: string[], config: Config, io: BreakGla
       return 1;
     }
     if (!run) return 1;
-    const final = await store.getRun(run.id);
-    io.out(`\nAudit: quell audit show --run ${run.id}\n`);
+    // A superseded run ends in its replacement, the run the operator confirmed last.
+    const runId = confirmedRunId ?? run.id;
+    const final = await store.getRun(runId);
+    io.out(`\nAudit: quell audit show --run ${runId}\n`);
     return final?.state === 'succeeded' ? 0 : 1;
   } finally {
     await engine.idle();

@@ -199,14 +199,25 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await command(a, `disable-key ${keyId} reason="kill after approval"`, 'U0RESP2');
     const waiting = await runOf('U0RESP2', ['awaiting_approval']);
     await cardPosted(waiting.id);
-    // The test takes the audit chain's lock, so the replica stops at its first step after the decision
-    // commits (auditing it): the run is approved, not yet claimed, and the decision not yet audited.
+    // The replica chains the decision's intent, then commits the decision on the run's row. The test
+    // holds that row until the intent is chained, then takes the audit chain's lock and lets the row go,
+    // so the replica stops at its first step after the decision commits (auditing it): the run is
+    // approved, not yet claimed, and the decision's outcome not yet audited.
+    const rowLock = new pg.Client({ connectionString: db.url });
+    await rowLock.connect();
+    await rowLock.query('BEGIN');
+    await rowLock.query('SELECT id FROM runs WHERE id = $1 FOR UPDATE', [waiting.id]);
     const auditLock = new pg.Client({ connectionString: db.url });
     await auditLock.connect();
-    await auditLock.query('BEGIN');
-    await auditLock.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
     const before = await store.listAudit();
     await click(a, 'quell_approve', waiting.id, 'U0LEAD1');
+    await waitUntil('the decision intent to be chained', async () =>
+      (await entriesOf(waiting.id, 'approval.intent')).length > 0 ? true : undefined,
+    );
+    await auditLock.query('BEGIN');
+    await auditLock.query(`SELECT pg_advisory_xact_lock(${AUDIT_LOCK})`);
+    await rowLock.query('ROLLBACK');
+    await rowLock.end();
     await runIn(waiting.id, ['approved']);
     await waitUntil('the replica to wait for the audit lock', async () => {
       const { rows } = await auditLock.query(

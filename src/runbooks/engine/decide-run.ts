@@ -3,17 +3,26 @@
  * counts distinct eligible approvers), let its request expire, retry a partially applied run under its
  * approval, and review a break-glass run afterwards.
  */
-import { assertApprover, assertNotOperator } from '../../approvals/approval-policy.ts';
-import { evaluateDecision } from '../../approvals/evaluate-decision.ts';
+import {
+  assertApprover,
+  assertChannelAllows,
+  assertNotOperator,
+  assertRequester,
+  isApprover,
+} from '../../approvals/approval-policy.ts';
+import { evaluateDecisionWithout } from '../../approvals/evaluate-decision.ts';
+import { digestDecision } from '../../audit/run-binding.ts';
 import {
   ApprovalExpiredError,
+  asQuellError,
   NotAllowedError,
   RunNotFoundError,
   RunStateConflictError,
 } from '../../errors.ts';
-import type { Json, RunRecord, RunState } from '../../store/store.ts';
+import type { DecisionRecord, Json, RunRecord, RunState } from '../../store/store.ts';
 import type { RunLifecycle } from './lifecycle.ts';
 import { isRunId } from './run-id.ts';
+import { guardedByChannel } from './run-notifier.ts';
 
 /** Executes an approved run; resolves with whether this caller ran it. */
 export type ExecuteRun = (runId: string, from?: RunState[]) => Promise<boolean>;
@@ -61,12 +70,27 @@ export async function decideRun(
     });
     throw error;
   }
-  const { outcome, run } = await d.store.decide({ runId, userId, decision, at: d.now() }, evaluateDecision);
+  // Earlier approvers are checked against the group again now: one who has left no longer counts.
+  const departed = await findDepartedApprovers(life, runId);
+  const record: DecisionRecord = { runId, userId, decision, at: d.now() };
+  // Intent before the action: the decision's digest is chained before the row is committed, so execution
+  // can tell a decision quell recorded from a row written into the database by anyone else.
+  await d.audit.record({
+    type: 'approval.intent',
+    runId,
+    actor: userId,
+    data: { decision, at: new Date(record.at).toISOString(), decisionHash: digestDecision(record) },
+  });
+  const { outcome, run } = await d.store.decide(record, evaluateDecisionWithout(departed));
   await d.audit.record({
     type: 'approval.decision',
     runId,
     actor: userId,
-    data: { decision, outcome: outcome as unknown as Json },
+    data: {
+      decision,
+      outcome: outcome as unknown as Json,
+      ...(departed.size > 0 ? { notCounted: [...departed] } : {}),
+    },
   });
   if (outcome.kind === 'denied' || (outcome.kind === 'rejected' && outcome.reason === 'expired')) {
     d.aws.release(runId); // the session assumed while the card waited is no longer needed
@@ -101,6 +125,17 @@ export async function decideRun(
   return life.mustGet(runId);
 }
 
+/** The earlier approvers of a run who are no longer approvers (asked of Slack now). */
+async function findDepartedApprovers(life: RunLifecycle, runId: string): Promise<Set<string>> {
+  const { config, directory, store } = life.d;
+  const departed = new Set<string>();
+  for (const earlier of await store.listDecisions(runId)) {
+    if (earlier.decision !== 'approve' || departed.has(earlier.userId)) continue;
+    if (!(await isApprover(config, directory, earlier.userId))) departed.add(earlier.userId);
+  }
+  return departed;
+}
+
 /**
  * Re-executes a partially applied run under the approval it already has: its requester or an approver
  * may ask. The runbook's recheck treats the run's own changes as unchanged, so only a changed world
@@ -119,7 +154,18 @@ export async function retryRun(
     throw new RunStateConflictError(
       `Only a partially applied run can be retried; \`${runId}\` is ${run.state.replace('_', ' ')}.`,
     );
-  if (userId !== run.requester) await assertApprover(d.config, d.directory, userId);
+  try {
+    await assertRetryAllowed(life, run, userId);
+  } catch (error) {
+    const e = asQuellError(error);
+    await d.audit.record({
+      type: 'retry.rejected',
+      runId,
+      actor: userId,
+      data: { code: e.code, message: e.message },
+    });
+    throw error;
+  }
   const undos = await d.store.listRuns({ parentRunId: run.id, limit: 20 });
   const undo = undos.find(
     (r) => !['failed', 'denied', 'expired', 'plan_failed', 'superseded'].includes(r.state),
@@ -132,6 +178,25 @@ export async function retryRun(
   if (!(await execute(runId, ['partial'])))
     throw new RunStateConflictError(`Run \`${runId}\` is already being retried.`);
   return life.mustGet(runId);
+}
+
+/**
+ * A retry acts under the run's approval at click time: the clicker is its requester or an approver, the
+ * channel's guardrail and the runbook's requester rules still allow the run, and the approval is no older
+ * than the approval window (an old approval is not a licence to change things again).
+ */
+async function assertRetryAllowed(life: RunLifecycle, run: RunRecord, userId: string): Promise<void> {
+  const { config, directory, now } = life.d;
+  if (userId !== run.requester) await assertApprover(config, directory, userId);
+  if (guardedByChannel(run))
+    assertChannelAllows(config, run.channel, run.runbook, run.accountAlias ?? undefined);
+  if (run.source === 'slack') await assertRequester(config, directory, run.runbook, run.requester, 'now');
+  const approvedAt = run.approvedAt;
+  if (approvedAt === null || now() - approvedAt > config.approvals.expiresIn)
+    throw new ApprovalExpiredError(
+      run.id,
+      `The approval of run \`${run.id}\` (${approvedAt === null ? 'never recorded' : new Date(approvedAt).toISOString()}) is older than the approval window, so it no longer covers a retry. Request the run again (or undo what was applied).`,
+    );
 }
 
 /**

@@ -52,8 +52,8 @@ export class Engine {
     assertConfigNamesKnownRunbooks(this.#life.d.config, this.#life.d.runbooks);
     this.#lanes = new StartLanes(startConcurrency ?? 8);
     this.#heartbeat = new ReplicaHeartbeat(this.#life);
-    this.#executor = new RunExecutor(this.#life, this.#heartbeat, (run, runbook) =>
-      this.#requests.requestAgain(run, runbook),
+    this.#executor = new RunExecutor(this.#life, this.#heartbeat, (run, runbook, differences) =>
+      this.#requests.requestAgain(run, runbook, differences),
     );
     this.#planner = new RunPlanner(this.#life, this.#heartbeat, (runId) => this.#executor.execute(runId));
     this.#requests = new RunRequests(this.#life, this.#planner);

@@ -3,17 +3,22 @@
  * wins), re-check the facts the approval rests on, and either supersede it (the world changed: a new
  * request follows) or execute, verify and record the outcome, every step in the audit log.
  */
-import { asQuellError, PlanChangedError } from '../../errors.ts';
+import { digestResult } from '../../audit/run-binding.ts';
+import { asQuellError, PlanChangedError, RunUnboundError } from '../../errors.ts';
 import type { Json, RunRecord, RunState } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
+import { findBindingProblems } from './check-binding.ts';
 import { errorJson, type RunLifecycle } from './lifecycle.ts';
 import { diffMaterial, hashMaterial } from './plan-material.ts';
 import type { ReplicaHeartbeat } from './recovery.ts';
 import { buildRunContext, openScope } from './resolve-scope.ts';
 import { makePlanOf, procedureOf } from './run-procedure.ts';
 
-/** Requests a superseded run again with the current plan (a new run, or a new undo of the same parent). */
-export type RequestAgain = (run: RunRecord, runbook: AnyRunbook) => Promise<unknown>;
+/**
+ * Requests a superseded run again with the current plan (a new run, or a new undo of the same parent);
+ * `differences` say what changed, for whoever is asked again.
+ */
+export type RequestAgain = (run: RunRecord, runbook: AnyRunbook, differences: string[]) => Promise<unknown>;
 
 /** Executes approved runs. */
 export class RunExecutor {
@@ -49,6 +54,12 @@ export class RunExecutor {
     const ctx = buildRunContext(d, run, scope, run.approvedAt, signal);
     const plan = run.plan as unknown as Plan;
     try {
+      // The plan, the approvals (and for an undo, what it undoes) must be the rows quell wrote.
+      const problems = await findBindingProblems(life, run);
+      if (problems.length > 0) {
+        await this.#stopUnbound(run, problems);
+        return true;
+      }
       const material = procedure.recheck
         ? await procedure.recheck(ctx, plan)
         : (await (await makePlanOf(run, runbook, (id) => life.mustGet(id)))(ctx)).material;
@@ -88,11 +99,13 @@ export class RunExecutor {
       // Partly applied: kept open for a retry (same approval) or an undo of what was done.
       const state: RunState =
         result.ok && verification.ok ? 'succeeded' : result.partial ? 'partial' : 'failed';
+      const stored = { execute: result, verify: verification } as unknown as Json;
       const done = await life.transition(runId, {
         from: ['running'],
         to: state,
-        patch: { result: { execute: result, verify: verification } as unknown as Json },
-        audit: { type: 'run.finished', data: { state } },
+        patch: { result: stored },
+        // What an undo will plan from, bound to the chain.
+        audit: { type: 'run.finished', data: { state, resultDigest: digestResult(stored) } },
         owned: true,
       });
       if (!done) return true;
@@ -123,6 +136,24 @@ export class RunExecutor {
     return true;
   }
 
+  /**
+   * The rows the run would execute from do not match the audit chain: nothing runs, and an operator is
+   * told what did not match.
+   */
+  async #stopUnbound(run: RunRecord, problems: string[]): Promise<void> {
+    const { d } = this.#life;
+    const error = new RunUnboundError(problems);
+    d.log.error({ runId: run.id, problems }, 'stored run does not match the audit log');
+    const stuck = await this.#life.transition(run.id, {
+      from: ['running'],
+      to: 'needs_operator',
+      patch: { error: errorJson(error) },
+      audit: { type: 'run.needs_operator', data: { reason: 'unbound', problems } },
+      owned: true,
+    });
+    if (stuck) await d.notifier.reply(stuck, `:warning: Needs an operator. ${error.message}`);
+  }
+
   /** The world changed since the approval: the run stops, and the same request is made again. */
   async #supersede(run: RunRecord, runbook: AnyRunbook, before: Json, after: Json): Promise<void> {
     const differences = diffMaterial(before, after);
@@ -139,6 +170,6 @@ export class RunExecutor {
         superseded,
         `${error.message} A new request with the current plan follows.`,
       );
-    await this.#requestAgain(run, runbook);
+    await this.#requestAgain(run, runbook, differences);
   }
 }

@@ -5,6 +5,7 @@
  * session assumed meanwhile so the approving click costs no STS round trip.
  */
 import { isBreakGlass } from '../../approvals/approval-policy.ts';
+import { digestRunPlan } from '../../audit/run-binding.ts';
 import { asQuellError } from '../../errors.ts';
 import type { Json, RunRecord } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
@@ -22,6 +23,8 @@ export class RunPlanner {
   readonly #execute: (runId: string) => Promise<boolean>;
   /** The CLI's confirmation prompts, by run id, asked once the plan is known (see StartOptions). */
   readonly #confirmations = new Map<string, NonNullable<StartOptions['confirm']>>();
+  /** The prompts of confirmed runs while they execute: a superseded one asks its operator again. */
+  readonly #confirmed = new Map<string, NonNullable<StartOptions['confirm']>>();
 
   constructor(life: RunLifecycle, heartbeat: ReplicaHeartbeat, execute: (runId: string) => Promise<boolean>) {
     this.#life = life;
@@ -32,6 +35,11 @@ export class RunPlanner {
   /** Asks `confirm` with the plan of `runId` before it executes without approval. */
   expectConfirmation(runId: string, confirm: NonNullable<StartOptions['confirm']>): void {
     this.#confirmations.set(runId, confirm);
+  }
+
+  /** The prompt that confirmed `runId`, while it executes (undefined when nobody confirmed it here). */
+  confirmationOf(runId: string): NonNullable<StartOptions['confirm']> | undefined {
+    return this.#confirmed.get(runId);
   }
 
   /** Drops the prompt of a run that will not be planned. */
@@ -78,6 +86,7 @@ export class RunPlanner {
       scope.dispose();
     }
     const planHash = hashMaterial(plan.material);
+    const planJson = plan as unknown as Json;
     await d.audit.record({
       type: 'plan.created',
       runId: run.id,
@@ -88,9 +97,10 @@ export class RunPlanner {
         notes: plan.notes,
         material: plan.material,
         planHash,
+        // The stored plan and the run's target, bound to the chain: execution checks the row against it.
+        binding: digestRunPlan({ ...run, plan: planJson, planHash }),
       },
     });
-    const planJson = plan as unknown as Json;
     // A CLI run is break-glass by construction: there is nobody in the terminal to approve it.
     const breakGlass =
       run.requiredApprovals > 0 && (run.source === 'cli' || isBreakGlass(d.config, run.requester));
@@ -142,7 +152,12 @@ export class RunPlanner {
           : {}),
         owned: true,
       });
-      await this.#execute(run.id);
+      if (confirm) this.#confirmed.set(run.id, confirm);
+      try {
+        await this.#execute(run.id);
+      } finally {
+        this.#confirmed.delete(run.id);
+      }
       return life.mustGet(run.id);
     }
     const expiresAt = now + d.config.approvals.expiresIn;

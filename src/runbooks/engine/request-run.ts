@@ -10,10 +10,11 @@ import {
   assertRequester,
   requiredApprovals,
 } from '../../approvals/approval-policy.ts';
-import { asQuellError, ErrorCode, RunStateConflictError } from '../../errors.ts';
+import { asQuellError, ErrorCode, RunStateConflictError, RunUnboundError } from '../../errors.ts';
 import { createErrorRef } from '../../logger.ts';
 import type { Json, RunRecord } from '../../store/store.ts';
 import type { AnyRunbook, CommonInput } from '../define-runbook.ts';
+import { findUndoSourceProblems } from './check-binding.ts';
 import type { RunLifecycle } from './lifecycle.ts';
 import type { RunPlanner } from './plan-run.ts';
 import { resolveAccount, resolveRegion } from './resolve-scope.ts';
@@ -120,6 +121,9 @@ export class RunRequests {
       region: parent.region,
     });
     try {
+      // The undo plans from the original's stored plan and result: they must be the rows quell wrote.
+      const problems = await findUndoSourceProblems(this.#life, parent);
+      if (problems.length > 0) throw new RunUnboundError(problems);
       await d.store.createRun(run);
       const source = undoSource(parent);
       const undo = runbook.undo;
@@ -130,8 +134,12 @@ export class RunRequests {
     }
   }
 
-  /** Requests a superseded run again, with the plan of the world as it is now. */
-  async requestAgain(run: RunRecord, runbook: AnyRunbook): Promise<void> {
+  /**
+   * Requests a superseded run again, with the plan of the world as it is now. A CLI run was confirmed by
+   * its operator for the plan they saw: the new plan is asked about again, with what changed, at the same
+   * prompt; with no prompt to ask, nothing more runs.
+   */
+  async requestAgain(run: RunRecord, runbook: AnyRunbook, differences: string[]): Promise<void> {
     const awsIdentity = run.source === 'cli' ? await this.#life.awsIdentityOf(run.id) : undefined;
     const requester: Requester = {
       user: run.requester,
@@ -139,9 +147,23 @@ export class RunRequests {
       source: run.source,
       ...(awsIdentity ? { awsIdentity } : {}),
     };
+    let confirm: StartOptions['confirm'];
+    if (run.source === 'cli') {
+      const asked = this.#planner.confirmationOf(run.id);
+      if (!asked) {
+        await this.#life.d.notifier
+          .tell(
+            requester,
+            `Run \`${run.id}\` was not executed: the world changed after it was confirmed, and there is no terminal to confirm the new plan. Run it again if it is still needed.`,
+          )
+          .catch(() => undefined);
+        return;
+      }
+      confirm = (view) => asked(view, { supersedes: run.id, differences });
+    }
     if (run.kind === 'undo' && run.parentRunId)
       await this.requestUndo(run.parentRunId, requester).catch(() => undefined);
-    else await this.start({ runbook, input: run.input as CommonInput }, requester);
+    else await this.start({ runbook, input: run.input as CommonInput }, requester, confirm);
   }
 
   /** A new run record in `planning`, with nothing planned, decided or run yet. */

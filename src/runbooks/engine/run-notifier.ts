@@ -36,14 +36,21 @@ export function guardedByChannel(requester: Pick<Requester, 'source'>): boolean 
 export interface StartOptions {
   /**
    * Asked with the plan before a run that needs no approval (read-only, break-glass) executes; false
-   * cancels the run. The CLI's y/N prompt.
+   * cancels the run. The CLI's y/N prompt. Asked again, with `changed`, when the re-check before
+   * execution found the world changed after a yes: the new plan is the one asked about.
    */
-  confirm?: (view: RunView) => Promise<boolean>;
+  confirm?: (view: RunView, changed?: PlanChange) => Promise<boolean>;
   /**
    * The new run's id, when the caller must name it before the run starts (a scheduled reminder audits
    * its slot under it first). A fresh `newRunId()`; anything else is refused.
    */
   runId?: string;
+}
+
+/** Why a confirmation is asked again: the run it replaces, and what changed since that was confirmed. */
+export interface PlanChange {
+  supersedes: string;
+  differences: string[];
 }
 
 /** A run as people see it: the record, its decisions and its runbook. */
