@@ -198,6 +198,8 @@ describe('many accounts through assumed roles deployed as a StackSet', () => {
       trail: 'trail key=AKIAIOSFODNN7EXAMPLE',
       'isolate-vpc': 'isolate-vpc vpc-0abc1234def567890',
       'restore-vpc': 'restore-vpc vpc-0abc1234def567890',
+      'isolate-instance': 'isolate-instance i-0abc1234def567890',
+      'release-instance': 'release-instance i-0abc1234def567890',
       'rotate-secret': 'rotate-secret app/db-password',
       drift: 'drift payments-stack',
       'key-age': 'key-age',
