@@ -99,7 +99,13 @@ export function buildRoleTemplate(
     Conditions: { HasExternalId: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'ExternalId' }, ''] }] } },
     Resources: {
       QuellReadRole: role('read', 'ReadRoleName', runbooks, options.maxSessionSeconds ?? 3600, options),
-      QuellRespondRole: role('respond', 'RespondRoleName', runbooks, options.maxSessionSeconds ?? 3600, options),
+      QuellRespondRole: role(
+        'respond',
+        'RespondRoleName',
+        runbooks,
+        options.maxSessionSeconds ?? 3600,
+        options,
+      ),
     },
     Outputs: {
       ReadRoleArn: {
