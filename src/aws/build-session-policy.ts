@@ -35,6 +35,12 @@ export interface SessionTarget {
  */
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
+/** The session policy of a session that may do nothing. */
+export const DENY_EVERYTHING = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Deny', Action: '*', Resource: '*' }],
+});
+
 /** The partition of an ARN (`arn:aws-us-gov:…` → `aws-us-gov`). */
 export function partitionOf(arn: string): string {
   return arn.split(':')[1] || 'aws';
@@ -83,12 +89,12 @@ function pack(
 
 /**
  * The session policy for `grants`, compact JSON of at most MAX_SESSION_POLICY_CHARS characters: the exact
- * grants when they fit, else each grant's `broad` form. Refuses (nothing runs) when even that is too long,
- * or when there is nothing to grant: a session with an empty policy would be a session with no limit.
+ * grants when they fit, else each grant's `broad` form. Refuses (nothing runs) when even that is too long.
+ * A run that declares no action gets a session that may do nothing (not one without a policy, which would
+ * have the whole role).
  */
 export function buildSessionPolicy(grants: readonly SessionGrant[]): string {
-  if (grants.every((g) => g.actions.length === 0))
-    throw new PlanRefusedError('The run declares no AWS actions, so quell will not open a session for it.');
+  if (grants.every((g) => g.actions.length === 0)) return DENY_EVERYTHING;
   const exact = pack(grants);
   if (exact.length <= MAX_SESSION_POLICY_CHARS) return exact;
   const broad = pack(grants.map((g) => (g.broad ? { actions: g.actions, ...g.broad } : g)));

@@ -12,7 +12,11 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildPermissionsPolicy, type PolicyDocument } from '../../src/aws/build-iam-policies.ts';
-import { buildSessionPolicy, MAX_SESSION_POLICY_CHARS } from '../../src/aws/build-session-policy.ts';
+import {
+  buildSessionPolicy,
+  DENY_EVERYTHING,
+  MAX_SESSION_POLICY_CHARS,
+} from '../../src/aws/build-session-policy.ts';
 import { runCli } from '../../src/cli/run-cli.ts';
 import type { Plan } from '../../src/runbooks/define-runbook.ts';
 import { isolateGrants, restoreGrants } from '../../src/runbooks/isolate-vpc.ts';
@@ -325,6 +329,14 @@ describe('session policies of large plans and of rotate-secret', () => {
     expect(() => buildSessionPolicy([{ actions: ['ec2:DeleteNetworkAcl'], resources: many }])).toThrow(
       /too many resources/,
     );
+  });
+
+  it('a runbook that declares no action gets a session that may do nothing, not the whole role', () => {
+    const policy = buildSessionPolicy([{ actions: [], resources: ['*'] }]);
+    expect(policy).toBe(DENY_EVERYTHING);
+    const role = buildPermissionsPolicy(RUNBOOKS, 'respond');
+    expect(isAllowed(role, policy, { action: 'iam:UpdateAccessKey', resource: '*' })).toBe(false);
+    expect(() => buildSessionPolicy([{ actions: ['ec2:*'], resources: ['*'] }])).toThrow(/wildcard/);
   });
 
   it("rotate-secret's session rotates only its secret and invokes only its Lambda (attack: rotate another secret)", () => {
