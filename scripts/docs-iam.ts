@@ -11,7 +11,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sid as statementIdOf } from '../src/aws/build-iam-policies.ts';
 import { runCli } from '../src/cli/run-cli.ts';
+import { RUNBOOKS } from '../src/runbooks/registry.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 
@@ -70,10 +72,22 @@ function runbookIdOf(sid: string): string {
 export async function generateIamBlocks(): Promise<Record<string, string>> {
   const json = await runIamPolicy();
   const output = JSON.parse(json) as IamPolicyOutput;
-  const actionsBySid = (statements: Statement[]) =>
-    new Map(statements.map((s) => [s.Sid ?? '', s.Action ?? []]));
-  const read = actionsBySid(output.readRole.permissions.Statement);
-  const respond = actionsBySid(output.respondRole.permissions.Statement);
+  // A runbook's actions may be split over several statements (its own, and one per `iam.limits` entry,
+  // named after it): the table shows them together, by runbook.
+  const runbookSids = RUNBOOKS.map((r) => statementIdOf(r.id)).sort((a, b) => b.length - a.length);
+  const actionsByRunbook = (statements: Statement[]) => {
+    const byRunbook = new Map<string, string[]>();
+    for (const statement of statements) {
+      const owner = runbookSids.find((id) => (statement.Sid ?? '').startsWith(id)) ?? statement.Sid ?? '';
+      byRunbook.set(
+        owner,
+        [...new Set([...(byRunbook.get(owner) ?? []), ...(statement.Action ?? [])])].sort(),
+      );
+    }
+    return byRunbook;
+  };
+  const read = actionsByRunbook(output.readRole.permissions.Statement);
+  const respond = actionsByRunbook(output.respondRole.permissions.Statement);
   const sids = [...new Set([...read.keys(), ...respond.keys()])];
   const cell = (actions: string[] | undefined) =>
     actions && actions.length > 0 ? actions.map((a) => `\`${a}\``).join(', ') : '—';

@@ -9,6 +9,7 @@ import {
   buildPermissionsPolicy,
   buildTrustPolicy,
   type PolicyDocument,
+  type RoleRegions,
   type RunbookIamDeclaration,
 } from './build-iam-policies.ts';
 
@@ -22,11 +23,15 @@ export interface RoleTemplateOptions {
   respondRoleName?: string;
   /** The longest AssumeRole duration the roles allow (config aws.sessionSeconds, at least 3600). */
   maxSessionSeconds?: number;
+  /** The configured regions: every statement holds only in them (rolePolicyOptionsOf). */
+  regions?: RoleRegions | undefined;
+  /** The break-glass operators' source identities the trust policy accepts besides Slack ids. */
+  operatorNames?: readonly string[];
 }
 
 /** The trust policy with the principal and the external id taken from the template's parameters. */
-function parameterisedTrust(): Record<string, unknown> {
-  const trust = buildTrustPolicy('PRINCIPAL') as PolicyDocument;
+function parameterisedTrust(operatorNames: readonly string[] = []): Record<string, unknown> {
+  const trust = buildTrustPolicy('PRINCIPAL', undefined, { operatorNames }) as PolicyDocument;
   const [statement] = trust.Statement;
   const condition = { ...((statement?.Condition as Record<string, unknown> | undefined) ?? {}) };
   condition.StringEquals = {
@@ -43,6 +48,7 @@ function role(
   nameParameter: string,
   runbooks: readonly RunbookIamDeclaration[],
   maxSessionSeconds: number,
+  options: Pick<RoleTemplateOptions, 'regions' | 'operatorNames'> = {},
 ): Record<string, unknown> {
   return {
     Type: 'AWS::IAM::Role',
@@ -50,8 +56,13 @@ function role(
       RoleName: { Ref: nameParameter },
       Description: `quell ${tier} role: ${tier === 'read' ? 'plans and read-only runbooks' : 'approved changes, verification and undo'}`,
       MaxSessionDuration: maxSessionSeconds,
-      AssumeRolePolicyDocument: parameterisedTrust(),
-      Policies: [{ PolicyName: `quell-${tier}`, PolicyDocument: buildPermissionsPolicy(runbooks, tier) }],
+      AssumeRolePolicyDocument: parameterisedTrust(options.operatorNames),
+      Policies: [
+        {
+          PolicyName: `quell-${tier}`,
+          PolicyDocument: buildPermissionsPolicy(runbooks, tier, { regions: options.regions }),
+        },
+      ],
       Tags: [{ Key: 'managed-by', Value: 'quell' }],
     },
   };
@@ -87,8 +98,14 @@ export function buildRoleTemplate(
     },
     Conditions: { HasExternalId: { 'Fn::Not': [{ 'Fn::Equals': [{ Ref: 'ExternalId' }, ''] }] } },
     Resources: {
-      QuellReadRole: role('read', 'ReadRoleName', runbooks, options.maxSessionSeconds ?? 3600),
-      QuellRespondRole: role('respond', 'RespondRoleName', runbooks, options.maxSessionSeconds ?? 3600),
+      QuellReadRole: role('read', 'ReadRoleName', runbooks, options.maxSessionSeconds ?? 3600, options),
+      QuellRespondRole: role(
+        'respond',
+        'RespondRoleName',
+        runbooks,
+        options.maxSessionSeconds ?? 3600,
+        options,
+      ),
     },
     Outputs: {
       ReadRoleArn: {

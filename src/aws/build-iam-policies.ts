@@ -1,15 +1,34 @@
 /**
  * Least-privilege IAM policies generated from the runbooks' declared actions: the read role gets what
  * plans call; the respond role gets what plans, executions, verifications and undos of `respond`
- * runbooks call; the trust policy lets only quell's principal assume them, with a `quell-` session name,
- * a source identity and quell's session tags (and the external id, when configured).
+ * runbooks call, with the actions a runbook narrows (`iam.limits`) in statements of their own and, when
+ * the configured regions are known, every statement kept to them (`aws:RequestedRegion`); the trust
+ * policy lets only quell's principal assume them, with a `quell-` session name, a source identity of the
+ * shape quell sets, quell's session tags (and the external id, when configured). Each run's session is
+ * narrowed further by its session policy (build-session-policy.ts).
  */
+import type { Config } from '../config.ts';
+import type { PolicyConditions } from './build-session-policy.ts';
+import { operatorOf } from './operator-identity.ts';
+import { iamRegionFor } from './partitions.ts';
+
+/**
+ * Some of a runbook's actions narrowed in the role policy, for every run: `resources` (ARN patterns,
+ * default every resource) and `conditions` (tag or name conditions). `sid` names the statement after the
+ * runbook's (`QuarantineAcls` → `IsolateVpcQuarantineAcls`).
+ */
+export interface RoleLimit {
+  sid: string;
+  actions: string[];
+  resources?: string[];
+  conditions?: PolicyConditions;
+}
 
 /** What the generator needs to know about a runbook. */
 export interface RunbookIamDeclaration {
   id: string;
   access: 'read' | 'respond';
-  iam: { plan: string[]; execute: string[]; undo?: string[] };
+  iam: { plan: string[]; execute: string[]; undo?: string[]; limits?: RoleLimit[] };
 }
 
 /** An IAM policy document. */
@@ -21,16 +40,55 @@ export interface PolicyDocument {
 /** The session tags quell sets on every AssumeRole. */
 export const SESSION_TAG_KEYS = ['quell-run-id', 'quell-runbook', 'quell-requester'];
 
-const sid = (id: string) =>
+/**
+ * The requester of scheduled runs (src/runbooks/engine/run-notifier.ts SCHEDULER_USER), which is the
+ * SourceIdentity of their sessions.
+ */
+export const SCHEDULER_SOURCE_IDENTITY = 'quell-scheduler';
+
+/** The statement id of a runbook (`isolate-vpc` → `IsolateVpc`). */
+export const sid = (id: string) =>
   id
     .split('-')
     .map((part) => part.charAt(0).toUpperCase() + part.slice(1))
     .join('');
 
-/** The permissions policy of one role tier: one statement per runbook, actions sorted. */
+/** Where the roles may act: the configured regions, and the regions of the global services' endpoints. */
+export interface RoleRegions {
+  /** Every region of every configured account (and `aws.region`). */
+  regions: string[];
+  /** Where IAM answers in the accounts' partitions (IAM calls carry that region: us-east-1 commercial). */
+  globalRegions: string[];
+}
+
+/** Services whose requests carry the region of their global endpoint, not the run's region. */
+const GLOBAL_SERVICES = new Set(['iam', 'sts']);
+
+function withRegions(
+  actions: string[],
+  conditions: PolicyConditions | undefined,
+  regions: RoleRegions | undefined,
+): PolicyConditions | undefined {
+  if (!regions) return conditions;
+  const wanted = new Set<string>();
+  for (const action of actions) {
+    const service = action.split(':')[0] ?? '';
+    for (const region of GLOBAL_SERVICES.has(service) ? regions.globalRegions : regions.regions)
+      wanted.add(region);
+  }
+  if (wanted.size === 0) return conditions;
+  const stringEquals = { ...(conditions?.StringEquals ?? {}), 'aws:RequestedRegion': [...wanted].sort() };
+  return { ...(conditions ?? {}), StringEquals: stringEquals };
+}
+
+/**
+ * The permissions policy of one role tier: one statement per runbook (actions sorted), plus one per
+ * limit the runbook declares for actions of that tier. With `regions`, each statement holds only in them.
+ */
 export function buildPermissionsPolicy(
   runbooks: readonly RunbookIamDeclaration[],
   tier: 'read' | 'respond',
+  options: { regions?: RoleRegions | undefined } = {},
 ): PolicyDocument {
   const statements = runbooks.flatMap((runbook) => {
     // Plans always use the read role; a read-access runbook (trail, drift) also executes with it.
@@ -42,22 +100,86 @@ export function buildPermissionsPolicy(
         : runbook.access === 'respond'
           ? [...runbook.iam.plan, ...runbook.iam.execute, ...(runbook.iam.undo ?? [])]
           : runbook.iam.plan.concat(runbook.iam.execute);
-    const unique = [...new Set(actions)].sort();
-    return unique.length === 0
-      ? []
-      : [{ Sid: sid(runbook.id), Effect: 'Allow', Action: unique, Resource: '*' }];
+    const unique = new Set(actions);
+    const limited = (runbook.iam.limits ?? []).flatMap((limit) => {
+      const own = [...new Set(limit.actions.filter((a) => unique.has(a)))].sort();
+      return own.length === 0 ? [] : [{ ...limit, actions: own }];
+    });
+    const limitedActions = new Set(limited.flatMap((l) => l.actions));
+    const plain = [...unique].filter((a) => !limitedActions.has(a)).sort();
+    const statement = (
+      id: string,
+      list: string[],
+      resource: string | string[],
+      conditions?: PolicyConditions,
+    ) => {
+      const condition = withRegions(list, conditions, options.regions);
+      return {
+        Sid: id,
+        Effect: 'Allow',
+        Action: list,
+        Resource: resource,
+        ...(condition ? { Condition: condition } : {}),
+      };
+    };
+    return [
+      ...(plain.length === 0 ? [] : [statement(sid(runbook.id), plain, '*')]),
+      ...limited.map((l) =>
+        statement(`${sid(runbook.id)}${l.sid}`, l.actions, l.resources ?? '*', l.conditions),
+      ),
+    ];
   });
   return { Version: '2012-10-17', Statement: statements };
 }
 
+/**
+ * The source identities quell sets: a Slack user id (`U…`, or `W…` on Enterprise Grid), the scheduler,
+ * and the names of the break-glass operators the configuration knows (`operatorNames`, from
+ * approvals.identities). Anything else — a session minted by whoever else holds quell's principal, with
+ * a name of their choosing — is refused by the trust policy.
+ */
+export function sourceIdentityPatterns(operatorNames: readonly string[] = []): string[] {
+  return ['U*', 'W*', SCHEDULER_SOURCE_IDENTITY, ...[...new Set(operatorNames)].sort()];
+}
+
+/**
+ * What the configuration tells the role policies: the regions of every account (and `aws.region`), where
+ * IAM answers in their partitions, and the names of the break-glass operators (approvals.identities, as
+ * operator-identity.ts derives a SourceIdentity from an ARN). Without a configuration: nothing narrows.
+ */
+export function rolePolicyOptionsOf(config: Pick<Config, 'aws' | 'accounts' | 'approvals'> | undefined): {
+  regions?: RoleRegions;
+  operatorNames: string[];
+} {
+  if (!config) return { operatorNames: [] };
+  const regions = [...new Set([config.aws.region, ...config.accounts.flatMap((a) => a.regions)])].sort();
+  const globalRegions = [...new Set(config.accounts.map((a) => iamRegionFor(a.roles.respond)))].sort();
+  const operatorNames = Object.values(config.approvals.identities)
+    .flat()
+    .flatMap((arn) => {
+      try {
+        return [operatorOf(arn).name];
+      } catch {
+        return []; // an identity no operator can prove (root, a Slack-like name) names no SourceIdentity
+      }
+    });
+  return { regions: { regions, globalRegions }, operatorNames };
+}
+
 /** The trust policy for both role tiers. */
-export function buildTrustPolicy(principalArn: string, externalId?: string): PolicyDocument {
+export function buildTrustPolicy(
+  principalArn: string,
+  externalId?: string,
+  options: { operatorNames?: readonly string[] } = {},
+): PolicyDocument {
   const condition: Record<string, Record<string, unknown>> = {
-    // StringLike on the run-id tag requires the tag to be present (ForAllValues alone also matches no tags).
+    // StringLike on the session tags requires each to be present (ForAllValues alone also matches no tags).
     StringLike: {
       'sts:RoleSessionName': 'quell-*',
-      'sts:SourceIdentity': '*',
+      'sts:SourceIdentity': sourceIdentityPatterns(options.operatorNames),
       'aws:RequestTag/quell-run-id': 'r*',
+      'aws:RequestTag/quell-runbook': '?*',
+      'aws:RequestTag/quell-requester': '?*',
     },
     'ForAllValues:StringEquals': { 'aws:TagKeys': SESSION_TAG_KEYS },
   };

@@ -5,6 +5,7 @@
  * while the approval card waits and the approving click costs no STS round trip. Modelled on the SDK's
  * `fromTemporaryCredentials`: one cached STS client, the source of each setting logged, never the value.
  */
+import { createHash } from 'node:crypto';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { AccountConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -23,6 +24,11 @@ export interface SessionRequest {
   runbook: string;
   /** The requesting person (Slack user id, or the operator for the CLI). */
   sourceIdentity: string;
+  /**
+   * The session policy (build-session-policy.ts): what this run may do with the role, at most. A session
+   * with another policy is another session.
+   */
+  policy?: string | undefined;
 }
 
 /** Settings shared by every session. */
@@ -85,7 +91,8 @@ export class AwsSessions {
 
   /** Credentials for the request, assuming the role if no fresh cached session exists. */
   credentials(request: SessionRequest): Promise<TemporaryCredentials> {
-    const key = `${request.runId}|${request.account.id}|${request.tier}|${request.sourceIdentity}`;
+    const policy = request.policy ? createHash('sha256').update(request.policy).digest('hex') : '';
+    const key = `${request.runId}|${request.account.id}|${request.tier}|${request.sourceIdentity}|${policy}`;
     const cached = this.#cache.get(key);
     if (cached && cached.expiresAt - this.#settings.refreshMarginMs > this.#now()) return cached.credentials;
     const credentials = this.#assume(request);
@@ -155,6 +162,7 @@ export class AwsSessions {
           DurationSeconds: this.#settings.sessionSeconds,
           SourceIdentity: sourceIdentity,
           ExternalId: this.#settings.externalId,
+          Policy: request.policy,
           Tags: [
             { Key: 'quell-run-id', Value: request.runId },
             { Key: 'quell-runbook', Value: request.runbook },
@@ -167,7 +175,13 @@ export class AwsSessions {
         throw new Error('AssumeRole returned no credentials');
       }
       this.#log.info(
-        { runId: request.runId, roleArn, tier: request.tier, expiresAt: c.Expiration?.toISOString() },
+        {
+          runId: request.runId,
+          roleArn,
+          tier: request.tier,
+          expiresAt: c.Expiration?.toISOString(),
+          sessionPolicyChars: request.policy?.length ?? 0,
+        },
         'assumed role session',
       );
       await this.#recorder?.done({

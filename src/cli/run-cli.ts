@@ -14,6 +14,7 @@ import {
   buildBotPolicy,
   buildPermissionsPolicy,
   buildTrustPolicy,
+  rolePolicyOptionsOf,
 } from '../aws/build-iam-policies.ts';
 import { type Config, loadConfigFile } from '../config.ts';
 import { QuellError } from '../errors.ts';
@@ -175,6 +176,7 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
       ...(names('read').length === 1 && read ? { readRoleName: read } : {}),
       ...(names('respond').length === 1 && respond ? { respondRoleName: respond } : {}),
       maxSessionSeconds: Math.max(3600, config?.aws.sessionSeconds ?? 0),
+      ...rolePolicyOptionsOf(config),
     });
     out(`${JSON.stringify(template, null, 2)}\n`);
     return 0;
@@ -182,14 +184,16 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
   const principal = values.principal ?? 'arn:aws:iam::<BOT_ACCOUNT_ID>:role/<quell-bot-role>';
   const roles = config?.accounts.flatMap((a) => [a.roles.read, a.roles.respond]) ?? [];
   const anchor = config?.audit.checkpoints;
+  // The configured regions and break-glass operators narrow both roles (docs/iam.md).
+  const { regions, operatorNames } = rolePolicyOptionsOf(config);
   const document = {
     readRole: {
-      permissions: buildPermissionsPolicy(RUNBOOKS, 'read'),
-      trust: buildTrustPolicy(principal, config?.aws.externalId),
+      permissions: buildPermissionsPolicy(RUNBOOKS, 'read', { regions }),
+      trust: buildTrustPolicy(principal, config?.aws.externalId, { operatorNames }),
     },
     respondRole: {
-      permissions: buildPermissionsPolicy(RUNBOOKS, 'respond'),
-      trust: buildTrustPolicy(principal, config?.aws.externalId),
+      permissions: buildPermissionsPolicy(RUNBOOKS, 'respond', { regions }),
+      trust: buildTrustPolicy(principal, config?.aws.externalId, { operatorNames }),
     },
     botPrincipal: {
       permissions: buildBotPolicy(

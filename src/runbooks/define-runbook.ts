@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import type { Risk } from '../approvals/approval-policy.ts';
+import type { RoleLimit } from '../aws/build-iam-policies.ts';
+import type { SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import type { RateLimit } from '../aws/rate-limits.ts';
 import type { RoleTier } from '../aws/sessions.ts';
@@ -16,6 +18,8 @@ import type { Json, LedgerRecord, LedgerRecordWrite, RunRecord } from '../store/
 import type { CommandArgs } from './engine/command-grammar.ts';
 
 export type { Risk } from '../approvals/approval-policy.ts';
+export type { RoleLimit } from '../aws/build-iam-policies.ts';
+export type { SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 
 /** Options every runbook may take. */
 export interface CommonInput {
@@ -174,6 +178,13 @@ export interface Procedure<P, D extends Json, R extends Json> {
   recheck?(ctx: RunContext, plan: Plan<D>): Promise<Json>;
   execute(ctx: RunContext, plan: Plan<D>): Promise<Outcome<R>>;
   verify(ctx: RunContext, plan: Plan<D>, result: Outcome<R>): Promise<Outcome>;
+  /**
+   * What the session that runs this plan may do, at most: every call of recheck (or the plan made again),
+   * execute and verify, each on the ARNs of the resources this plan names. The engine passes them to
+   * AssumeRole as the session policy. Without it the session gets the runbook's declared `iam` actions of
+   * this procedure (never `*` actions) on every resource.
+   */
+  sessionGrants?(plan: Plan<D>, target: SessionTarget): SessionGrant[];
 }
 
 /** What an undo plans from: the original run's plan and result. */
@@ -206,8 +217,12 @@ export interface Runbook<
   input: z.ZodType<I, CommandArgs>;
   /** The role tier execute uses; plans always use the read role. */
   access: RoleTier;
-  /** IAM actions called by plan (read role and respond role) and by execute/verify/undo (respond role). */
-  iam: { plan: string[]; execute: string[]; undo?: string[] };
+  /**
+   * IAM actions called by plan (read role and respond role) and by execute/verify/undo (respond role).
+   * `limits`: some of them narrowed in the role policy itself (by resource ARN pattern, tag or name
+   * condition), for every run — `quell iam-policy` gives each limit a statement of its own.
+   */
+  iam: { plan: string[]; execute: string[]; undo?: string[]; limits?: RoleLimit[] };
   /** Finds the one account the input belongs to, when the user did not say. */
   locateAccount?(ctx: LocateContext, input: I): Promise<AccountConfig>;
   /** The region to use when none is given (default: the account's first region). */

@@ -16,6 +16,7 @@ import {
   UpdateAccessKeyCommand,
 } from '@aws-sdk/client-iam';
 import { z } from 'zod';
+import type { SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig } from '../config.ts';
@@ -599,6 +600,34 @@ function messageOf(error: unknown): string {
   return error instanceof QuellError ? error.message : error instanceof Error ? error.name : String(error);
 }
 
+/**
+ * The ARNs of IAM user `userName`, whatever its path: user names are unique in an account, so the ARN
+ * without a path and the one with any path before the name match that user and no other.
+ */
+export function userArns(target: SessionTarget, userName: string): string[] {
+  const base = `arn:${target.partition}:iam::${target.accountId}:user/`;
+  return [`${base}${userName}`, `${base}*/${userName}`];
+}
+
+/** The reads of the recheck and of verify (ListAccessKeys, and the revocation policy by name). */
+const KEY_READS = ['iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPolicy'];
+
+/** What a disable-key run's session may do: read and change the key owner's keys and inline policy, nothing else. */
+function disableGrants(plan: Plan<DisableKeyData>, target: SessionTarget): SessionGrant[] {
+  const actions = [...KEY_READS, 'iam:PutUserPolicy'];
+  if (plan.data.statusBefore === 'Active') actions.push('iam:UpdateAccessKey');
+  return [{ actions, resources: userArns(target, plan.data.userName) }];
+}
+
+/** What an undo's session may do: the reads of its plan and verify, and only the changes it planned. */
+function undoGrants(plan: Plan<UndoData>, target: SessionTarget): SessionGrant[] {
+  const actions = [...KEY_READS];
+  if (plan.data.reactivate) actions.push('iam:UpdateAccessKey');
+  if (plan.data.policyAction === 'delete') actions.push('iam:DeleteUserPolicy');
+  if (plan.data.policyAction === 'restore') actions.push('iam:PutUserPolicy');
+  return [{ actions, resources: userArns(target, plan.data.userName) }];
+}
+
 /** The runbook. */
 export const disableKey = defineRunbook({
   id: 'disable-key',
@@ -649,10 +678,12 @@ export const disableKey = defineRunbook({
   },
   execute: executeDisable,
   verify: verifyDisable,
+  sessionGrants: disableGrants,
   undo: {
     title: 'Re-activate the key and lift the session revocation',
     plan: planUndo,
     execute: executeUndo,
     verify: verifyUndo,
+    sessionGrants: undoGrants,
   },
 });

@@ -24,6 +24,7 @@ import {
   type Tag,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
+import type { PolicyConditions, SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 import type { RateLimit } from '../aws/rate-limits.ts';
 import {
   AwsAccessDeniedError,
@@ -43,6 +44,7 @@ import {
   type PlannedCall,
   ReasonOptionSchema,
   RegionOptionSchema,
+  type RoleLimit,
   type RunContext,
   type RunLedger,
 } from './define-runbook.ts';
@@ -1147,6 +1149,141 @@ export const NETWORK_ACL_RATE_LIMITS: Record<string, RateLimit> = {
   'ec2:CreateNetworkAclEntry': { perSecond: 5, burst: 50, maxConcurrent: 50 },
 };
 
+// ─── session policies ────────────────────────────────────────────────────────────────────────────────
+
+/** The reads of plan, recheck and verify: EC2 authorises Describe* on no resource (only `*`). */
+const NETWORK_READS = [
+  'ec2:DescribeVpcs',
+  'ec2:DescribeSubnets',
+  'ec2:DescribeNetworkAcls',
+  'ec2:DescribeInstances',
+  'ec2:DescribeNetworkInterfaces',
+];
+
+/** ARNs of EC2 resources of one kind in the run's account and region (`*` for any id). */
+function ec2Arns(target: SessionTarget, kind: 'vpc' | 'subnet' | 'network-acl', ids: readonly string[]) {
+  return ids.map((id) => `arn:${target.partition}:ec2:${target.region}:${target.accountId}:${kind}/${id}`);
+}
+
+/** `ec2:Vpc` holds the ARN of the VPC an ACL or subnet belongs to (EC2's condition keys). */
+function inVpc(target: SessionTarget, vpcId: string): PolicyConditions {
+  return { ArnEquals: { 'ec2:Vpc': ec2Arns(target, 'vpc', [vpcId])[0] ?? '' } };
+}
+
+/** Only network ACLs tagged as this VPC's quarantine, in this VPC. */
+function quarantineOf(target: SessionTarget, vpcId: string): PolicyConditions {
+  return { ...inVpc(target, vpcId), StringEquals: { [`aws:ResourceTag/${TAG.quarantine}`]: vpcId } };
+}
+
+/**
+ * What an isolate-vpc run's session may do: create one quarantine ACL in the plan's VPC (tagged as its
+ * quarantine on creation, the only tagging allowed), write entries only on that VPC's quarantine ACLs, and
+ * move only the planned subnets (or, for a plan too large to list them, any subnet of that VPC) onto an ACL
+ * of that VPC. Nothing in another VPC, nothing deleted.
+ */
+export function isolateGrants(plan: Plan<IsolateData>, target: SessionTarget): SessionGrant[] {
+  const { vpcId, reuseAclId, moves } = plan.data;
+  const anyAcl = ec2Arns(target, 'network-acl', ['*']);
+  const grants: SessionGrant[] = [{ actions: NETWORK_READS, resources: ['*'] }];
+  if (!reuseAclId) {
+    const tagged = { StringEquals: { [`aws:RequestTag/${TAG.quarantine}`]: vpcId } };
+    grants.push(
+      {
+        actions: ['ec2:CreateNetworkAcl'],
+        resources: [...ec2Arns(target, 'vpc', [vpcId]), ...anyAcl],
+        conditions: tagged,
+      },
+      {
+        actions: ['ec2:CreateTags'],
+        resources: anyAcl,
+        conditions: { StringEquals: { ...tagged.StringEquals, 'ec2:CreateAction': 'CreateNetworkAcl' } },
+      },
+      { actions: ['ec2:CreateNetworkAclEntry'], resources: anyAcl, conditions: quarantineOf(target, vpcId) },
+    );
+  }
+  if (moves.length > 0) {
+    grants.push({
+      actions: ['ec2:ReplaceNetworkAclAssociation'],
+      resources: [
+        ...(reuseAclId ? ec2Arns(target, 'network-acl', [reuseAclId]) : anyAcl),
+        ...ec2Arns(
+          target,
+          'subnet',
+          moves.map((m) => m.subnetId),
+        ),
+      ],
+      conditions: inVpc(target, vpcId),
+      broad: {
+        resources: [...anyAcl, ...ec2Arns(target, 'subnet', ['*'])],
+        conditions: inVpc(target, vpcId),
+      },
+    });
+  }
+  return grants;
+}
+
+/**
+ * What a restore's session may do: read the VPC's ACLs, put only the planned subnets back on only their
+ * recorded ACLs, and delete only the planned quarantine ACLs (tagged as this VPC's quarantine).
+ */
+export function restoreGrants(plan: Plan<RestoreData>, target: SessionTarget): SessionGrant[] {
+  const { vpcId, moves, deleteAclIds } = plan.data;
+  const grants: SessionGrant[] = [{ actions: ['ec2:DescribeNetworkAcls'], resources: ['*'] }];
+  if (moves.length > 0)
+    grants.push({
+      actions: ['ec2:ReplaceNetworkAclAssociation'],
+      resources: [
+        ...ec2Arns(target, 'network-acl', [...new Set(moves.map((m) => m.toAclId))]),
+        ...ec2Arns(
+          target,
+          'subnet',
+          moves.map((m) => m.subnetId),
+        ),
+      ],
+      conditions: inVpc(target, vpcId),
+      broad: {
+        resources: ec2Arns(target, 'network-acl', ['*']).concat(ec2Arns(target, 'subnet', ['*'])),
+        conditions: inVpc(target, vpcId),
+      },
+    });
+  if (deleteAclIds.length > 0)
+    grants.push({
+      actions: ['ec2:DeleteNetworkAcl'],
+      resources: ec2Arns(target, 'network-acl', deleteAclIds),
+      conditions: quarantineOf(target, vpcId),
+      broad: { resources: ec2Arns(target, 'network-acl', ['*']), conditions: quarantineOf(target, vpcId) },
+    });
+  return grants;
+}
+
+/**
+ * Role-wide limits (every run, `quell iam-policy`): entries are written on, and ACLs deleted from, only
+ * ACLs tagged as a quarantine; ACLs are created and tagged only as a quarantine, tagging only on creation.
+ */
+export const NETWORK_ACL_ROLE_LIMITS = {
+  deleteQuarantine: {
+    sid: 'QuarantineAclsOnly',
+    actions: ['ec2:DeleteNetworkAcl', 'ec2:CreateNetworkAclEntry'],
+    resources: ['arn:*:ec2:*:*:network-acl/*'],
+    conditions: { StringLike: { [`aws:ResourceTag/${TAG.quarantine}`]: 'vpc-*' } },
+  },
+  tagOnCreate: {
+    sid: 'TagQuarantineOnCreate',
+    actions: ['ec2:CreateTags'],
+    resources: ['arn:*:ec2:*:*:network-acl/*'],
+    conditions: {
+      StringEquals: { 'ec2:CreateAction': 'CreateNetworkAcl' },
+      StringLike: { [`aws:RequestTag/${TAG.quarantine}`]: 'vpc-*' },
+    },
+  },
+  createQuarantine: {
+    sid: 'CreateQuarantineAcls',
+    actions: ['ec2:CreateNetworkAcl'],
+    resources: ['arn:*:ec2:*:*:network-acl/*', 'arn:*:ec2:*:*:vpc/*'],
+    conditions: { StringLike: { [`aws:RequestTag/${TAG.quarantine}`]: 'vpc-*' } },
+  },
+} satisfies Record<string, RoleLimit>;
+
 /** The runbook. */
 export const isolateVpc = defineRunbook({
   id: 'isolate-vpc',
@@ -1175,17 +1312,24 @@ export const isolateVpc = defineRunbook({
       'ec2:ReplaceNetworkAclAssociation',
     ],
     undo: ['ec2:DescribeNetworkAcls', 'ec2:ReplaceNetworkAclAssociation', 'ec2:DeleteNetworkAcl'],
+    limits: [
+      NETWORK_ACL_ROLE_LIMITS.createQuarantine,
+      NETWORK_ACL_ROLE_LIMITS.tagOnCreate,
+      NETWORK_ACL_ROLE_LIMITS.deleteQuarantine,
+    ],
   },
   rateLimits: NETWORK_ACL_RATE_LIMITS,
   plan: planIsolate,
   recheck: recheckIsolate,
   execute: executeIsolate,
   verify: verifyIsolate,
+  sessionGrants: isolateGrants,
   undo: {
     title: 'Put every subnet back on its previous network ACL and delete the quarantine ACL',
     plan: (ctx, source) => planRestore(ctx, source.plan.data.vpcId),
     recheck: recheckRestore,
     execute: executeRestore,
     verify: verifyRestore,
+    sessionGrants: restoreGrants,
   },
 });

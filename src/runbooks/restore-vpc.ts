@@ -14,8 +14,10 @@ import {
 import {
   executeRestore,
   NETWORK_ACL_RATE_LIMITS,
+  NETWORK_ACL_ROLE_LIMITS,
   planRestore,
   recheckRestore,
+  restoreGrants,
   VpcIdSchema,
   verifyRestore,
 } from './isolate-vpc.ts';
@@ -47,6 +49,7 @@ export const restoreVpc = defineRunbook({
   iam: {
     plan: ['ec2:DescribeNetworkAcls'],
     execute: ['ec2:DescribeNetworkAcls', 'ec2:ReplaceNetworkAclAssociation', 'ec2:DeleteNetworkAcl'],
+    limits: [NETWORK_ACL_ROLE_LIMITS.deleteQuarantine],
   },
   // It moves every subnet back at once, as isolate-vpc moved them.
   rateLimits: NETWORK_ACL_RATE_LIMITS,
@@ -54,6 +57,7 @@ export const restoreVpc = defineRunbook({
   recheck: recheckRestore,
   execute: executeRestore,
   verify: verifyRestore,
+  sessionGrants: restoreGrants,
   // Undoing a restore means isolating again: that is a new isolate-vpc run, with its own (destructive) approval.
   undo: 'irreversible',
 });

@@ -27,6 +27,7 @@ import {
   ReasonOptionSchema,
   RegionOptionSchema,
   type RunContext,
+  type SessionGrant,
 } from './define-runbook.ts';
 
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
@@ -390,6 +391,27 @@ async function locateSecretAccount(ctx: LocateContext, input: RotateSecretInput)
   );
 }
 
+/**
+ * What a rotate-secret run's session may do: read and rotate the plan's secret (by its full ARN), and
+ * invoke only that secret's rotation Lambda (RotateSecret invokes it as the caller), nothing else.
+ */
+export function rotateGrants(plan: Plan<RotateData>): SessionGrant[] {
+  const grants: SessionGrant[] = [
+    {
+      actions: [
+        'secretsmanager:DescribeSecret',
+        'secretsmanager:RotateSecret',
+        'secretsmanager:ListSecretVersionIds',
+      ],
+      resources: [plan.data.arn],
+    },
+  ];
+  const lambda = (plan.material as { rotationLambdaArn?: unknown } | null)?.rotationLambdaArn;
+  if (typeof lambda === 'string' && lambda.startsWith('arn:'))
+    grants.push({ actions: ['lambda:InvokeFunction'], resources: [lambda] });
+  return grants;
+}
+
 /** Builds the runbook; tests shorten how long a rotation is followed. */
 export function createRotateSecret(follow: Partial<FollowOptions> = {}) {
   const options = { ...DEFAULT_FOLLOW, ...follow };
@@ -419,6 +441,7 @@ export function createRotateSecret(follow: Partial<FollowOptions> = {}) {
     },
     execute: createExecute(options),
     verify: verifyRotate,
+    sessionGrants: rotateGrants,
     // Irreversible on purpose. Moving AWSCURRENT back to the old version (UpdateSecretVersionStage) would
     // not undo anything: by then the rotation Lambda has already changed the credential in the database or
     // service (its setSecret step), so the old value no longer works there and every client reading it

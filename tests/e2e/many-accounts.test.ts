@@ -17,7 +17,8 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { GetRoleCommand, GetRolePolicyCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
+import { buildPermissionsPolicy, rolePolicyOptionsOf } from '../../src/aws/build-iam-policies.ts';
+import { loadConfigFile } from '../../src/config.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 import {
   accountConfig,
@@ -146,16 +147,22 @@ describe('many accounts through assumed roles deployed as a StackSet', () => {
       ]);
       expect(trust.Statement[0]?.Condition.StringLike).toEqual({
         'sts:RoleSessionName': 'quell-*',
-        'sts:SourceIdentity': '*',
-        // Requires the run-id session tag to be present, not only limits which tags may be set.
+        // Only the source identities quell sets: Slack user ids and the scheduler (no operators configured).
+        'sts:SourceIdentity': ['U*', 'W*', 'quell-scheduler'],
+        // Requires every session tag to be present, not only limits which tags may be set.
         'aws:RequestTag/quell-run-id': 'r*',
+        'aws:RequestTag/quell-runbook': '?*',
+        'aws:RequestTag/quell-requester': '?*',
       });
       // No external id configured: the condition is left out rather than left empty.
       expect(trust.Statement[0]?.Condition.StringEquals).toBeUndefined();
       const policy = await iam.send(
         new GetRolePolicyCommand({ RoleName: `quell-${tier}`, PolicyName: `quell-${tier}` }),
       );
-      expect(decodePolicy(policy.PolicyDocument)).toEqual(buildPermissionsPolicy(RUNBOOKS, tier));
+      // Kept to the configured regions, as `quell iam-policy` reads them from the file it was given.
+      expect(decodePolicy(policy.PolicyDocument)).toEqual(
+        buildPermissionsPolicy(RUNBOOKS, tier, rolePolicyOptionsOf(loadConfigFile(configFile))),
+      );
     }
   });
 

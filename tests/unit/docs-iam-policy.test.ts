@@ -4,6 +4,7 @@
  * actions changed without `npm run docs:iam`.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   DOC_PRINCIPAL,
@@ -12,9 +13,11 @@ import {
   renderIamDoc,
   runIamPolicy,
 } from '../../scripts/docs-iam.ts';
-import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
+import { buildPermissionsPolicy, rolePolicyOptionsOf } from '../../src/aws/build-iam-policies.ts';
+import { loadConfigFile } from '../../src/config.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 
+const EXAMPLE_CONFIG = fileURLToPath(new URL('../../quell.example.yaml', import.meta.url));
 const committed = readFileSync(new URL(`../../${IAM_DOC}`, import.meta.url), 'utf8');
 
 describe('docs/iam.md', () => {
@@ -33,8 +36,11 @@ describe('docs/iam.md', () => {
       readRole: { permissions: unknown; trust: { Statement: { Principal: { AWS: string } }[] } };
       respondRole: { permissions: unknown };
     };
-    expect(output.readRole.permissions).toEqual(buildPermissionsPolicy(RUNBOOKS, 'read'));
-    expect(output.respondRole.permissions).toEqual(buildPermissionsPolicy(RUNBOOKS, 'respond'));
+    // The example configuration's regions narrow both roles (aws:RequestedRegion).
+    const { regions } = rolePolicyOptionsOf(loadConfigFile(EXAMPLE_CONFIG));
+    expect(regions).toBeDefined();
+    expect(output.readRole.permissions).toEqual(buildPermissionsPolicy(RUNBOOKS, 'read', { regions }));
+    expect(output.respondRole.permissions).toEqual(buildPermissionsPolicy(RUNBOOKS, 'respond', { regions }));
     expect(output.readRole.trust.Statement[0]?.Principal.AWS).toBe(DOC_PRINCIPAL);
     for (const runbook of RUNBOOKS)
       expect(committed).toContain(`[\`${runbook.id}\`](runbooks/${runbook.id}.md)`);

@@ -7,8 +7,15 @@ import { describe, expect, it } from 'vitest';
 import { buildPermissionsPolicy } from '../../src/aws/build-iam-policies.ts';
 import { RUNBOOKS } from '../../src/runbooks/registry.ts';
 
+// Every action of the runbook in the role: its own statement and those of its `iam.limits`, named after it.
 const actionsOf = (tier: 'read' | 'respond', sid: string) =>
-  (buildPermissionsPolicy(RUNBOOKS, tier).Statement.find((s) => s.Sid === sid)?.Action ?? []) as string[];
+  [
+    ...new Set(
+      buildPermissionsPolicy(RUNBOOKS, tier)
+        .Statement.filter((s) => s.Sid === sid || new RegExp(`^${sid}[A-Z]`).test(String(s.Sid)))
+        .flatMap((s) => s.Action as string[]),
+    ),
+  ].sort();
 
 describe('iam-policy for isolate-vpc, restore-vpc and rotate-secret', () => {
   it('gives the respond role every action the runbooks call, and the read role only what plans read', () => {

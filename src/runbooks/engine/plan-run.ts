@@ -71,6 +71,9 @@ export class RunPlanner {
     let plan: Plan;
     try {
       plan = await makePlan(buildRunContext(d, run, scope, null, AbortSignal.timeout(60_000)));
+      // The session that will execute this plan must fit in a session policy: refused now, before anyone
+      // is asked to approve a plan that could not run.
+      requestSession(d, { ...run, plan: plan as unknown as Json }, runbook, runbook.access);
     } catch (error) {
       const e = asQuellError(error);
       await life.transition(run.id, {

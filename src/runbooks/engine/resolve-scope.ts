@@ -14,6 +14,7 @@ import type { AnyRunbook, CommonInput, RunContext } from '../define-runbook.ts';
 import { createRunLedger } from '../run-ledger.ts';
 import type { EngineSettings } from './lifecycle.ts';
 import { guardedByChannel, type Requester } from './run-notifier.ts';
+import { sessionPolicyOf } from './session-policy.ts';
 import { laneOf } from './start-lanes.ts';
 
 /** The account a command acts on: the one it names, the only one configured, or the one the runbook finds. */
@@ -49,13 +50,16 @@ export async function resolveAccount(
       {
         accounts: allowed,
         scopeFor: (account: AccountConfig) => {
+          const region = runbook.defaultRegion?.(account) ?? account.regions[0] ?? d.config.aws.region;
           const scope = d.aws.scope({
             account,
             tier: 'read',
             runId,
             runbook: runbook.id,
             sourceIdentity: requester.user,
-            region: runbook.defaultRegion?.(account) ?? account.regions[0] ?? d.config.aws.region,
+            // No plan yet: the runbook's declared read actions.
+            policy: sessionPolicyOf({ kind: 'run', plan: null, region }, runbook, 'read', account, region),
+            region,
             lane: laneOf(runbook.risk),
           });
           scopes.push(scope);
@@ -101,19 +105,25 @@ export function accountOf(d: EngineSettings, run: RunRecord): AccountConfig {
   return account;
 }
 
-/** The session a run asks for with one role tier, carrying its id, runbook and requester. */
+/**
+ * The session a run asks for with one role tier, carrying its id, runbook and requester, and its session
+ * policy: once the plan is stored, the session of the runbook's access tier may do only what that plan
+ * declares (session-policy.ts).
+ */
 export function requestSession(
   d: EngineSettings,
   run: RunRecord,
   runbook: AnyRunbook,
   tier: RoleTier,
 ): SessionRequest {
+  const account = accountOf(d, run);
   return {
-    account: accountOf(d, run),
+    account,
     tier,
     runId: run.id,
     runbook: runbook.id,
     sourceIdentity: run.requester,
+    policy: sessionPolicyOf(run, runbook, tier, account, run.region ?? d.config.aws.region),
   };
 }
 
@@ -151,14 +161,17 @@ export function buildRunContext(
         );
       if (guardedByChannel(run)) assertChannelAllows(d.config, run.channel, run.runbook, alias);
       const runbook = d.runbooks.find((r) => r.id === run.runbook);
+      if (!runbook) throw new NotAllowedError(`Runbook \`${run.runbook}\` is not registered.`, 'runbooks');
+      const region = runbook.defaultRegion?.(other) ?? other.regions[0] ?? d.config.aws.region;
       return d.aws.scope({
         account: other,
         tier: scope.tier,
         runId: run.id,
         runbook: run.runbook,
         sourceIdentity: run.requester,
-        region: runbook?.defaultRegion?.(other) ?? other.regions[0] ?? d.config.aws.region,
-        lane: laneOf(runbook?.risk ?? 'read-only'),
+        policy: sessionPolicyOf({ ...run, region }, runbook, scope.tier, other, region),
+        region,
+        lane: laneOf(runbook.risk),
       });
     },
     log: d.log.child({ runId: run.id, runbook: run.runbook }),
