@@ -40,7 +40,10 @@ export type AuditType =
   | 'reminder.findings'
   | 'reminder.posted'
   | 'reminder.failed'
-  | 'finding.snoozed';
+  | 'finding.snoozed'
+  | 'evidence.captured'
+  | 'evidence.missing'
+  | 'case.exported';
 
 /** One event to record. */
 export interface AuditEvent {

@@ -7,6 +7,7 @@
  */
 import type { ApproverDirectory } from '../../approvals/approval-policy.ts';
 import type { AuditLog } from '../../audit/audit-log.ts';
+import { createEvidenceBucket, type EvidenceBucket } from '../../audit/evidence-bucket.ts';
 import type { AwsClientFactory } from '../../aws/client-factory.ts';
 import type { Config } from '../../config.ts';
 import { InputInvalidError } from '../../errors.ts';
@@ -17,6 +18,7 @@ import { RUNBOOKS } from '../registry.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import { decideRun, expireDueRequests, retryRun, reviewRun } from './decide-run.ts';
 import { RunExecutor } from './execute-run.ts';
+import { type CaseExportResult, exportCase } from './export-case.ts';
 import { RunLifecycle } from './lifecycle.ts';
 import { RunPlanner } from './plan-run.ts';
 import {
@@ -51,6 +53,8 @@ export interface EngineDeps {
   startConcurrency?: number;
   /** This replica's identity and when another replica's run counts as orphaned (config `replicas`). */
   replica?: ReplicaOptions;
+  /** Where evidence and case files are kept besides the thread (default: built from config `evidence`). */
+  evidenceBucket?: EvidenceBucket;
 }
 
 /** The run engine. */
@@ -64,11 +68,14 @@ export class Engine {
 
   constructor(deps: EngineDeps) {
     const { startConcurrency, ...rest } = deps;
+    const now = deps.now ?? Date.now;
+    const evidence = deps.config.evidence;
     this.#life = new RunLifecycle({
       runbooks: RUNBOOKS,
-      now: Date.now,
+      now,
       executionTimeoutMs: 5 * 60_000,
       replica: { id: newReplicaId(), orphanAfterMs: 60_000 },
+      evidenceBucket: evidence ? createEvidenceBucket(evidence, deps.config.aws.region, now) : undefined,
       ...rest,
     });
     assertConfigNamesKnownRunbooks(this.#life.d.config, this.#life.d.runbooks);
@@ -169,6 +176,16 @@ export class Engine {
       decisions: await this.#life.d.store.listDecisions(runId),
       runbook: this.#life.runbookOf(run),
     };
+  }
+
+  /**
+   * Exports the case file of a thread (a run id, or the thread ts of a run's card): its Markdown timeline
+   * and JSON attached to the thread of the case's first run, and kept in the evidence bucket when one is
+   * configured. In Slack only runs requested in the requester's channel are found, and the channel must
+   * allow at least one of the case's runbooks.
+   */
+  exportCase(reference: string, requester: Requester): Promise<CaseExportResult> {
+    return this.#life.track(exportCase(this.#life, reference, requester));
   }
 
   /** Expires every request whose approval window has passed, and updates their cards. */

@@ -6,6 +6,7 @@
 import { asQuellError, PlanChangedError } from '../../errors.ts';
 import type { Json, RunRecord, RunState } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
+import { captureEvidence, type EvidenceSummary, evidenceJson } from './capture-evidence.ts';
 import { errorJson, type RunLifecycle } from './lifecycle.ts';
 import { diffMaterial, hashMaterial } from './plan-material.ts';
 import type { ReplicaHeartbeat } from './recovery.ts';
@@ -48,6 +49,7 @@ export class RunExecutor {
     const signal = AbortSignal.timeout(d.executionTimeoutMs);
     const ctx = buildRunContext(d, run, scope, run.approvedAt, signal);
     const plan = run.plan as unknown as Plan;
+    let evidence: EvidenceSummary | undefined;
     try {
       const material = procedure.recheck
         ? await procedure.recheck(ctx, plan)
@@ -62,6 +64,8 @@ export class RunExecutor {
         await this.#supersede(run, runbook, plan.material, material);
         return true;
       }
+      // Evidence before containment: taken now, before the first change; a failure never stops the run.
+      evidence = await captureEvidence(d, run, runbook, ctx, plan);
       await d.audit.record({
         type: 'execute.started',
         runId,
@@ -91,7 +95,13 @@ export class RunExecutor {
       const done = await life.transition(runId, {
         from: ['running'],
         to: state,
-        patch: { result: { execute: result, verify: verification } as unknown as Json },
+        patch: {
+          result: {
+            execute: result,
+            verify: verification,
+            ...(evidence ? { evidence: evidenceJson(evidence) } : {}),
+          } as unknown as Json,
+        },
         audit: { type: 'run.finished', data: { state } },
         owned: true,
       });
@@ -111,7 +121,7 @@ export class RunExecutor {
       const failed = await life.transition(runId, {
         from: ['running'],
         to: 'failed',
-        patch: { error: errorJson(e) },
+        patch: { error: errorJson(e), ...(evidence ? { result: { evidence: evidenceJson(evidence) } } : {}) },
         audit: { type: 'run.finished', data: { state: 'failed', code: e.code, message: e.message } },
         owned: true,
       });
