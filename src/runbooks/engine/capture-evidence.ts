@@ -1,15 +1,17 @@
 /**
- * Evidence before containment: after the approval and the re-check, before the first change, the engine
- * takes the runbook's read-only snapshot (its `evidence`), serialises it, hashes it (SHA-256), keeps it in
- * the evidence bucket when one is configured, attaches it to the run's thread and records the hash in the
- * audit chain (`evidence.captured`). Any failure is recorded (`evidence.missing`) and said in the thread;
- * it never stops the containment.
+ * Evidence before containment: after the approval, before the first change, the engine takes the
+ * runbook's read-only snapshot (its `evidence`) — read at the same time as the re-check, so it adds no
+ * round trip of its own — and once the re-check has matched, serialises it, hashes it (SHA-256), keeps
+ * it in the evidence bucket when one is configured, attaches it to the run's thread and records the hash
+ * in the audit chain (`evidence.captured`). Any failure is recorded (`evidence.missing`) and said in the
+ * thread; it never stops the containment, and a snapshot that takes longer than EVIDENCE_TIMEOUT_MS is
+ * abandoned so that it cannot hold the containment up either.
  */
 import { createHash } from 'node:crypto';
-import { asQuellError } from '../../errors.ts';
+import { ErrorCode, QuellError } from '../../errors.ts';
 import { scrubSecrets } from '../../logger.ts';
 import type { Json, RunRecord } from '../../store/store.ts';
-import type { AnyRunbook, Plan, RunContext } from '../define-runbook.ts';
+import type { AnyRunbook, EvidenceDocument, Plan, RunContext } from '../define-runbook.ts';
 import type { EngineSettings } from './lifecycle.ts';
 
 /** What the run record (and the card) keeps of the evidence: where it is and its hash, or why it is missing. */
@@ -52,21 +54,58 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/** How long the snapshot may take before the containment goes ahead without it. */
+export const EVIDENCE_TIMEOUT_MS = 30_000;
+
+/** The runbook's snapshot as read: its document, or the error that stopped it. */
+export type EvidenceRead = { document: EvidenceDocument } | { error: unknown };
+
 /**
- * Captures the run's evidence, when its runbook declares any and the run is not an undo. Resolves with
- * what the run record keeps; never rejects.
+ * Starts reading the run's evidence, when its runbook declares any and the run is not an undo, with the
+ * run's context bounded by EVIDENCE_TIMEOUT_MS. Never rejects.
  */
-export async function captureEvidence(
-  d: EngineSettings,
+export function readEvidence(
   run: RunRecord,
   runbook: AnyRunbook,
   ctx: RunContext,
   plan: Plan,
-): Promise<EvidenceSummary | undefined> {
-  if (run.kind !== 'run' || !runbook.evidence) return undefined;
+): Promise<EvidenceRead> | undefined {
+  const evidence = runbook.evidence;
+  if (run.kind !== 'run' || !evidence) return undefined;
+  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(EVIDENCE_TIMEOUT_MS)]);
+  const aborted = new Promise<never>((_, reject) => {
+    signal.addEventListener(
+      'abort',
+      () => reject(new EvidenceTimeoutError(`the snapshot took longer than ${EVIDENCE_TIMEOUT_MS / 1000} s`)),
+      { once: true },
+    );
+  });
+  aborted.catch(() => undefined);
+  return Promise.race([evidence({ ...ctx, signal }, plan), aborted]).then(
+    (document) => ({ document }),
+    (error: unknown) => ({ error }),
+  );
+}
+
+/** The snapshot was abandoned because it took too long. */
+class EvidenceTimeoutError extends Error {
+  override name = 'EvidenceTimeoutError';
+}
+
+/**
+ * Records the evidence read by `readEvidence`: serialised, hashed, kept in the bucket, attached to the
+ * thread, its hash in the audit chain. Resolves with what the run record keeps; never rejects.
+ */
+export async function captureEvidence(
+  d: EngineSettings,
+  run: RunRecord,
+  reading: Promise<EvidenceRead>,
+): Promise<EvidenceSummary> {
   let body: string;
   try {
-    const document = await runbook.evidence(ctx, plan);
+    const read = await reading;
+    if ('error' in read) throw read.error;
+    const document = read.document;
     body = `${JSON.stringify(
       {
         quellEvidence: 1,
@@ -83,13 +122,13 @@ export async function captureEvidence(
       2,
     )}\n`;
   } catch (error) {
-    const e = asQuellError(error);
+    const e = describeFailure(error);
     d.log.warn({ err: error, runId: run.id }, 'could not capture the evidence');
     const reason = `${e.code}: ${e.message}`;
     await d.audit.record({
       type: 'evidence.missing',
       runId: run.id,
-      data: { code: e.code, message: e.message },
+      data: e,
     });
     await d.notifier
       .reply(run, `Evidence NOT captured (${reason}). The containment goes ahead without it.`)
@@ -111,7 +150,7 @@ export async function captureEvidence(
       );
     } catch (error) {
       d.log.warn({ err: error, runId: run.id }, 'could not write the evidence to the evidence bucket');
-      problems.push(`not written to ${d.evidenceBucket.location} (${asQuellError(error).message})`);
+      problems.push(`not written to ${d.evidenceBucket.location} (${describeFailure(error).message})`);
     }
   }
   let attached = false;
@@ -145,6 +184,15 @@ export async function captureEvidence(
     )
     .catch(() => undefined);
   return summary;
+}
+
+/** What the audit entry and the thread say of a failure: a QuellError's words, else only the error's name. */
+function describeFailure(error: unknown): { code: string; message: string } {
+  if (error instanceof QuellError) return { code: error.code, message: error.message };
+  if (error instanceof EvidenceTimeoutError)
+    return { code: 'quell_evidence_timeout', message: error.message };
+  const name = error instanceof Error ? error.name : 'error';
+  return { code: ErrorCode.Unknown, message: `an unexpected ${name} (see the log)` };
 }
 
 /** The summary as stored with the run. */

@@ -6,7 +6,7 @@
 import { asQuellError, PlanChangedError } from '../../errors.ts';
 import type { Json, RunRecord, RunState } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
-import { captureEvidence, type EvidenceSummary, evidenceJson } from './capture-evidence.ts';
+import { captureEvidence, type EvidenceSummary, evidenceJson, readEvidence } from './capture-evidence.ts';
 import { errorJson, type RunLifecycle } from './lifecycle.ts';
 import { diffMaterial, hashMaterial } from './plan-material.ts';
 import type { ReplicaHeartbeat } from './recovery.ts';
@@ -51,6 +51,8 @@ export class RunExecutor {
     const plan = run.plan as unknown as Plan;
     let evidence: EvidenceSummary | undefined;
     try {
+      // The evidence is read alongside the re-check (no extra round trip), and kept only if the run goes on.
+      const reading = readEvidence(run, runbook, ctx, plan);
       const material = procedure.recheck
         ? await procedure.recheck(ctx, plan)
         : (await (await makePlanOf(run, runbook, (id) => life.mustGet(id)))(ctx)).material;
@@ -65,7 +67,7 @@ export class RunExecutor {
         return true;
       }
       // Evidence before containment: taken now, before the first change; a failure never stops the run.
-      evidence = await captureEvidence(d, run, runbook, ctx, plan);
+      if (reading) evidence = await captureEvidence(d, run, reading);
       await d.audit.record({
         type: 'execute.started',
         runId,
