@@ -677,13 +677,23 @@ export const disableKey = defineRunbook({
       'iam:UpdateAccessKey',
       'iam:ListAccessKeys',
       'iam:PutUserPolicy',
+      // The re-check and verify read the session policy back.
+      'iam:ListUserPolicies',
+      'iam:GetUserPolicy',
       'iam:GetAccessKeyLastUsed',
       'iam:ListAttachedUserPolicies',
-      'iam:ListUserPolicies',
       'iam:ListGroupsForUser',
       'cloudtrail:LookupEvents',
     ],
-    undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
+    // The undo is planned again with this role just before it runs, and verified: it reads the key and policy.
+    undo: [
+      'iam:UpdateAccessKey',
+      'iam:DeleteUserPolicy',
+      'iam:PutUserPolicy',
+      'iam:ListAccessKeys',
+      'iam:ListUserPolicies',
+      'iam:GetUserPolicy',
+    ],
   },
   // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).
   defaultRegion: (account) => iamRegionFor(account.roles.read),
