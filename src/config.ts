@@ -337,6 +337,34 @@ export const FindingsConfigSchema = z
   .strict();
 export type FindingsConfig = z.infer<typeof FindingsConfigSchema>;
 
+/**
+ * Where containment evidence and case files are kept besides the incident thread (docs/evidence.md): an
+ * S3 bucket created with Object Lock, each object retained in compliance mode for `retentionDays`.
+ * Written with the bot's own credentials. Absent: evidence and case files go to the thread only.
+ */
+export const EvidenceSchema = z
+  .object({
+    bucket: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        'must be an S3 bucket name (created with Object Lock enabled)',
+      ),
+    prefix: z
+      .string()
+      .regex(
+        /^(?:[A-Za-z0-9!_.*'()-]+\/)*$/,
+        'must be empty or a key prefix ending in /, like quell/evidence/',
+      )
+      .default('quell/evidence/'),
+    /** The bucket's region (default: aws.region). */
+    region: AwsRegionSchema.optional(),
+    /** Object Lock retention of each object, in compliance mode: nobody can delete it before then. */
+    retentionDays: z.number().int().min(1, 'must be at least 1 day').max(36_500),
+  })
+  .strict();
+export type EvidenceConfig = z.infer<typeof EvidenceSchema>;
+
 export const ConfigSchema = z
   .object({
     slack: z
@@ -396,6 +424,8 @@ export const ConfigSchema = z
     audit: z.object({ checkpoints: AuditCheckpointsSchema.optional() }).strict().prefault({}),
     /** GuardDuty and Security Hub findings from an SQS queue into a channel (docs/findings.md). */
     findings: FindingsConfigSchema.optional(),
+    /** Evidence before containment and case files, kept in S3 with Object Lock (docs/evidence.md). */
+    evidence: EvidenceSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -44,7 +44,10 @@ export type AuditType =
   | 'reminder.failed'
   | 'finding.snoozed'
   | 'finding.posted'
-  | 'finding.poisoned';
+  | 'finding.poisoned'
+  | 'evidence.captured'
+  | 'evidence.missing'
+  | 'case.exported';
 
 /** One event to record. */
 export interface AuditEvent {

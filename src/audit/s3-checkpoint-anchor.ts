@@ -3,7 +3,6 @@
  * the KMS key that signs them (or the HMAC key loaded from Secrets Manager), and the objects `quell audit
  * export` writes. Credentials are the bot's own, or a role assumed for this alone (`audit.checkpoints.roleArn`).
  */
-import { createHash } from 'node:crypto';
 import {
   DescribeKeyCommand,
   KMSClient,
@@ -27,6 +26,7 @@ import {
   createHmacSigner,
   type StoredCheckpoint,
 } from './checkpoint.ts';
+import { contentMd5, putLockedObject } from './put-locked-object.ts';
 
 type CredentialProvider = () => Promise<TemporaryCredentials>;
 
@@ -190,11 +190,6 @@ async function loadHmacKey(
   }
 }
 
-/** Content-MD5 of an object body, which S3 requires (or a flexible checksum) for Object Lock uploads. */
-function contentMd5(body: string): string {
-  return createHash('md5').update(body).digest('base64');
-}
-
 /** Checkpoints as objects in S3, each retained in compliance mode until `retentionDays` after it is written. */
 export function createS3CheckpointStore(
   s3: S3Client,
@@ -207,21 +202,14 @@ export function createS3CheckpointStore(
     async put(document: CheckpointDocument) {
       const key = checkpointKey(config.prefix, config.chainId, document.seq);
       const body = `${JSON.stringify(document, null, 2)}\n`;
-      // Object Lock uploads need Content-MD5 or a flexible checksum:
-      // https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
-      const out = await s3.send(
-        new PutObjectCommand({
-          Bucket: config.bucket,
-          Key: key,
-          Body: body,
-          ContentType: 'application/json',
-          ContentMD5: contentMd5(body),
-          ChecksumAlgorithm: 'SHA256',
-          ObjectLockMode: 'COMPLIANCE',
-          ObjectLockRetainUntilDate: new Date(now() + config.retentionDays * 86_400_000),
-        }),
-      );
-      return { key, versionId: out.VersionId ?? null };
+      const { versionId } = await putLockedObject(s3, {
+        bucket: config.bucket,
+        key,
+        body,
+        contentType: 'application/json',
+        retainUntil: new Date(now() + config.retentionDays * 86_400_000),
+      });
+      return { key, versionId };
     },
     async list() {
       const versions: { key: string; versionId: string | null }[] = [];

@@ -22,6 +22,7 @@ import { assertConfigNamesKnownRunbooks } from '../runbooks/engine/prepare-comma
 import { RUNBOOKS } from '../runbooks/registry.ts';
 import { configPath, startBot } from '../start-bot.ts';
 import { exportAudit } from './export-audit.ts';
+import { exportCaseFile } from './export-case.ts';
 import { runBreakGlass } from './run-break-glass.ts';
 import { showAudit } from './show-audit.ts';
 import { verifyAudit } from './verify-audit.ts';
@@ -38,6 +39,9 @@ const USAGE = `usage: quell <command>
                                 write the chain as JSON lines to S3 for a SIEM (each line with its hash)
   audit show --run ID [--db URL] [--json]
                                 one run's audit entries in order, after verifying the chain
+  case <run-id> [--db URL] [--out DIR]
+                                the case file of a run's thread (its runs, decisions, AWS calls with
+                                request ids, evidence hashes, audit entries): Markdown + JSON in DIR
   iam-policy [--principal ARN] [--format json|cloudformation]
                                 print the read/respond role policies, their trust policy and the bot's own
                                 policy; or a CloudFormation template of both roles (deployable as a StackSet)
@@ -77,6 +81,12 @@ export async function runCli(
         terminalIo(out),
       );
     }
+    if (command === 'case')
+      return await exportCaseFile(
+        [sub, ...rest].filter((a): a is string => a !== undefined),
+        readConfigQuietly(),
+        terminalIo(out),
+      );
     if (command === 'iam-policy')
       return iamPolicy(
         [sub, ...rest].filter((a): a is string => a !== undefined),

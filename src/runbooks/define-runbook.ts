@@ -152,6 +152,9 @@ export interface OutcomeFile {
   content: string;
 }
 
+/** What a runbook's `evidence` returns: named sections of what it read (secret-named fields are dropped). */
+export type EvidenceDocument = { [section: string]: Json };
+
 /** What execute or verify reports. */
 export interface Outcome<R extends Json = Json> {
   ok: boolean;
@@ -237,6 +240,15 @@ export interface Runbook<
    * the same API is paced by it; two runbooks declaring one key must agree.
    */
   rateLimits?: Record<string, RateLimit>;
+  /**
+   * Evidence before containment: a read-only snapshot of what the responder will need later (the key's
+   * CloudTrail, the VPC's ACLs…), taken by the engine after the approval and the re-check and before
+   * `execute`, with the run's execute scope. The engine hashes the document, records its SHA-256 in the
+   * audit chain, attaches it to the thread and keeps it in the evidence bucket when one is configured. A
+   * failure never blocks the containment: the run goes ahead and the card says the evidence is missing.
+   * Its AWS calls are declared in `iam.execute`.
+   */
+  evidence?(ctx: RunContext, plan: Plan<D>): Promise<EvidenceDocument>;
   undo: (Procedure<UndoSource<D, R>, UD, UR> & { title: string }) | 'irreversible';
 }
 

@@ -5,12 +5,15 @@
  * Undo re-activates the key and removes (or restores) the deny.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import {
   DeleteUserPolicyCommand,
   GetAccessKeyLastUsedCommand,
   GetUserPolicyCommand,
   IAMClient,
   ListAccessKeysCommand,
+  ListAttachedUserPoliciesCommand,
+  ListGroupsForUserCommand,
   ListUserPoliciesCommand,
   PutUserPolicyCommand,
   UpdateAccessKeyCommand,
@@ -21,10 +24,11 @@ import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
 import type { AccountConfig } from '../config.ts';
 import { AwsResourceNotFoundError, PlanRefusedError, QuellError, RunStateConflictError } from '../errors.ts';
-import type { RunRecord } from '../store/store.ts';
+import type { Json, RunRecord } from '../store/store.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
+  type EvidenceDocument,
   type Outcome,
   type Plan,
   ReasonOptionSchema,
@@ -570,6 +574,110 @@ async function verifyUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcom
   };
 }
 
+/**
+ * How far back the evidence reads the key's CloudTrail, and at most how many events it keeps: five pages,
+ * about two seconds at CloudTrail's 2 requests per second, so that a busy key does not hold the
+ * containment up (the card's "Look up this key's activity" button reads the rest).
+ */
+const EVIDENCE_WINDOW_MS = 24 * 3_600_000;
+const EVIDENCE_MAX_EVENTS = 250;
+
+/**
+ * Evidence before the key is turned off: its metadata and last use, the user's attached and inline
+ * policies and groups, and the key's last 24 hours of CloudTrail management events in the run's region
+ * (where IAM's global events are recorded), newest first.
+ */
+async function captureKeyEvidence(ctx: RunContext, plan: Plan<DisableKeyData>): Promise<EvidenceDocument> {
+  const { keyId, userName } = plan.data;
+  const iam = ctx.aws.client(IAMClient);
+  const trail = ctx.aws.client(CloudTrailClient);
+  const until = ctx.now();
+  const since = new Date(until.getTime() - EVIDENCE_WINDOW_MS);
+  const readEvents = async () => {
+    const events: Json[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await trail.send(
+        new LookupEventsCommand({
+          LookupAttributes: [{ AttributeKey: 'AccessKeyId', AttributeValue: keyId }],
+          StartTime: since,
+          EndTime: until,
+          MaxResults: 50,
+          NextToken,
+        }),
+        { abortSignal: ctx.signal },
+      );
+      for (const e of page.Events ?? []) {
+        events.push({
+          eventId: e.EventId ?? null,
+          eventTime: e.EventTime?.toISOString() ?? null,
+          eventName: e.EventName ?? null,
+          eventSource: e.EventSource ?? null,
+          username: e.Username ?? null,
+          readOnly: e.ReadOnly ?? null,
+          resources: (e.Resources ?? []).map((r) => ({
+            type: r.ResourceType ?? null,
+            name: r.ResourceName ?? null,
+          })),
+          record: parseRecord(e.CloudTrailEvent),
+        });
+      }
+      NextToken = page.NextToken;
+    } while (NextToken && events.length < EVIDENCE_MAX_EVENTS);
+    return { events: events.slice(0, EVIDENCE_MAX_EVENTS), truncated: NextToken !== undefined };
+  };
+  const opts = { abortSignal: ctx.signal };
+  const [keys, lastUsed, attached, inline, groups, cloudTrail] = await Promise.all([
+    iam.send(new ListAccessKeysCommand({ UserName: userName }), opts),
+    iam.send(new GetAccessKeyLastUsedCommand({ AccessKeyId: keyId }), opts),
+    iam.send(new ListAttachedUserPoliciesCommand({ UserName: userName }), opts),
+    iam.send(new ListUserPoliciesCommand({ UserName: userName }), opts),
+    iam.send(new ListGroupsForUserCommand({ UserName: userName }), opts),
+    readEvents(),
+  ]);
+  const key = keys.AccessKeyMetadata?.find((k) => k.AccessKeyId === keyId);
+  return {
+    key: {
+      accessKeyId: keyId,
+      userName,
+      status: key?.Status ?? null,
+      createDate: key?.CreateDate?.toISOString() ?? null,
+      lastUsedDate: lastUsed.AccessKeyLastUsed?.LastUsedDate?.toISOString() ?? null,
+      lastUsedService: lastUsed.AccessKeyLastUsed?.ServiceName ?? null,
+      lastUsedRegion: lastUsed.AccessKeyLastUsed?.Region ?? null,
+    },
+    userKeys: (keys.AccessKeyMetadata ?? []).map((k) => ({
+      accessKeyId: k.AccessKeyId ?? null,
+      status: k.Status ?? null,
+      createDate: k.CreateDate?.toISOString() ?? null,
+    })),
+    attachedPolicies: (attached.AttachedPolicies ?? []).map((p) => ({
+      name: p.PolicyName ?? null,
+      arn: p.PolicyArn ?? null,
+    })),
+    inlinePolicies: inline.PolicyNames ?? [],
+    groups: (groups.Groups ?? []).map((g) => ({ name: g.GroupName ?? null, arn: g.Arn ?? null })),
+    cloudTrail: {
+      lookup: { attribute: 'AccessKeyId', value: keyId, region: ctx.region },
+      since: since.toISOString(),
+      until: until.toISOString(),
+      eventCount: cloudTrail.events.length,
+      truncated: cloudTrail.truncated,
+      events: cloudTrail.events,
+    },
+  };
+}
+
+/** A CloudTrail record (JSON text) as data; text that does not parse is kept as it is. */
+function parseRecord(text: string | undefined): Json {
+  if (!text) return null;
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    return text;
+  }
+}
+
 async function locateKeyAccount(
   ctx: { accounts: AccountConfig[]; scopeFor(account: AccountConfig): ScopedAws },
   input: DisableKeyInput,
@@ -614,9 +722,16 @@ const KEY_READS = ['iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPol
 
 /** What a disable-key run's session may do: read and change the key owner's keys and inline policy, nothing else. */
 function disableGrants(plan: Plan<DisableKeyData>, target: SessionTarget): SessionGrant[] {
-  const actions = [...KEY_READS, 'iam:PutUserPolicy'];
+  // The evidence, read before the change: the key's last use, the user's policies and groups.
+  const evidence = ['iam:GetAccessKeyLastUsed', 'iam:ListAttachedUserPolicies', 'iam:ListGroupsForUser'];
+  const actions = [...KEY_READS, ...evidence, 'iam:PutUserPolicy'];
   if (plan.data.statusBefore === 'Active') actions.push('iam:UpdateAccessKey');
-  return [{ actions, resources: userArns(target, plan.data.userName) }];
+  return [
+    { actions, resources: userArns(target, plan.data.userName) },
+    // The key's CloudTrail (evidence, and the roles it assumed): LookupEvents has no resource-level
+    // permissions (Service Authorization Reference), so its resource can only be `*`.
+    { actions: ['cloudtrail:LookupEvents'], resources: ['*'] },
+  ];
 }
 
 /** What an undo's session may do: the reads of its plan and verify, and only the changes it planned. */
@@ -639,8 +754,28 @@ export const disableKey = defineRunbook({
   access: 'respond',
   iam: {
     plan: ['iam:GetAccessKeyLastUsed', 'iam:ListAccessKeys', 'iam:ListUserPolicies', 'iam:GetUserPolicy'],
-    execute: ['iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:PutUserPolicy', 'cloudtrail:LookupEvents'],
-    undo: ['iam:UpdateAccessKey', 'iam:DeleteUserPolicy', 'iam:PutUserPolicy'],
+    // The evidence (before the change) reads the key's CloudTrail, policies and groups with this role too.
+    execute: [
+      'iam:UpdateAccessKey',
+      'iam:ListAccessKeys',
+      'iam:PutUserPolicy',
+      // The re-check and verify read the session policy back.
+      'iam:ListUserPolicies',
+      'iam:GetUserPolicy',
+      'iam:GetAccessKeyLastUsed',
+      'iam:ListAttachedUserPolicies',
+      'iam:ListGroupsForUser',
+      'cloudtrail:LookupEvents',
+    ],
+    // The undo is planned again with this role just before it runs, and verified: it reads the key and policy.
+    undo: [
+      'iam:UpdateAccessKey',
+      'iam:DeleteUserPolicy',
+      'iam:PutUserPolicy',
+      'iam:ListAccessKeys',
+      'iam:ListUserPolicies',
+      'iam:GetUserPolicy',
+    ],
   },
   // IAM is global; its endpoint region depends on the partition (commercial, GovCloud, China).
   defaultRegion: (account) => iamRegionFor(account.roles.read),
@@ -676,6 +811,7 @@ export const disableKey = defineRunbook({
       priorPolicy,
     };
   },
+  evidence: captureKeyEvidence,
   execute: executeDisable,
   verify: verifyDisable,
   sessionGrants: disableGrants,

@@ -59,6 +59,7 @@ import {
   type PlannedCall,
   ReasonOptionSchema,
   RegionOptionSchema,
+  type RoleLimit,
   type RunContext,
 } from './define-runbook.ts';
 import { typedLedger } from './run-ledger.ts';
@@ -1589,6 +1590,56 @@ export const RELEASE_IAM = [
   'ec2:DeleteSecurityGroup',
 ];
 
+/**
+ * Role-wide limits (`quell iam-policy`): the respond role tags only what an isolation tags — an instance
+ * as isolated, and the quarantine group and evidence snapshots as they are created — and removes tags,
+ * revokes egress and deletes groups only on what quell tagged.
+ */
+export const INSTANCE_ROLE_LIMITS: RoleLimit[] = [
+  {
+    sid: 'TagIsolatedInstances',
+    actions: ['ec2:CreateTags'],
+    resources: ['arn:*:ec2:*:*:instance/*'],
+    conditions: { StringLike: { [`aws:RequestTag/${TAG.isolated}`]: 'r*' } },
+  },
+  {
+    sid: 'TagQuarantineGroupsOnCreate',
+    actions: ['ec2:CreateTags'],
+    resources: ['arn:*:ec2:*:*:security-group/*'],
+    conditions: {
+      StringEquals: { 'ec2:CreateAction': 'CreateSecurityGroup' },
+      StringLike: { [`aws:RequestTag/${TAG.quarantine}`]: 'vpc-*' },
+    },
+  },
+  {
+    sid: 'TagEvidenceSnapshotsOnCreate',
+    actions: ['ec2:CreateTags'],
+    resources: ['arn:*:ec2:*:*:snapshot/*'],
+    conditions: {
+      StringEquals: { 'ec2:CreateAction': 'CreateSnapshot', [`aws:RequestTag/${TAG.evidence}`]: 'true' },
+    },
+  },
+  {
+    sid: 'QuarantineGroupsOnly',
+    actions: ['ec2:RevokeSecurityGroupEgress', 'ec2:DeleteSecurityGroup'],
+    resources: ['arn:*:ec2:*:*:security-group/*'],
+    conditions: { StringLike: { [`aws:ResourceTag/${TAG.quarantine}`]: 'vpc-*' } },
+  },
+  {
+    // Release associates the instance profile again, which passes its role to EC2: only to EC2.
+    sid: 'PassRolesToEc2Only',
+    actions: ['iam:PassRole'],
+    resources: ['arn:*:iam::*:role/*'],
+    conditions: { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } },
+  },
+  {
+    sid: 'UntagIsolatedInstances',
+    actions: ['ec2:DeleteTags'],
+    resources: ['arn:*:ec2:*:*:instance/*'],
+    conditions: { StringLike: { [`aws:ResourceTag/${TAG.isolated}`]: 'r*' } },
+  },
+];
+
 /** The runbook. */
 export const isolateInstance = defineRunbook({
   id: 'isolate-instance',
@@ -1624,6 +1675,7 @@ export const isolateInstance = defineRunbook({
       'ec2:DescribeSnapshots',
     ],
     undo: RELEASE_IAM,
+    limits: INSTANCE_ROLE_LIMITS,
   },
   plan: planIsolate,
   recheck: recheckIsolate,

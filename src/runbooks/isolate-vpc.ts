@@ -12,6 +12,7 @@ import {
   CreateNetworkAclCommand,
   CreateNetworkAclEntryCommand,
   DeleteNetworkAclCommand,
+  DescribeFlowLogsCommand,
   DescribeVpcsCommand,
   EC2Client,
   type NetworkAcl,
@@ -19,6 +20,7 @@ import {
   paginateDescribeInstances,
   paginateDescribeNetworkAcls,
   paginateDescribeNetworkInterfaces,
+  paginateDescribeSecurityGroups,
   paginateDescribeSubnets,
   ReplaceNetworkAclAssociationCommand,
   type Tag,
@@ -38,6 +40,7 @@ import type { Json } from '../store/store.ts';
 import {
   AccountOptionSchema,
   defineRunbook,
+  type EvidenceDocument,
   ForceOptionSchema,
   type Outcome,
   type Plan,
@@ -657,6 +660,52 @@ async function recheckIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
   return isolateMaterial(ctx, { vpcId, allow, isDefault }, acls, own);
 }
 
+/**
+ * Evidence before the subnets move: the VPC's network ACLs (rules and associations, as they were), its
+ * security groups (rules included) and its flow-log settings, read in one parallel wave. AWS's objects
+ * are kept as the API returned them.
+ */
+async function captureVpcEvidence(ctx: RunContext, plan: Plan<IsolateData>): Promise<EvidenceDocument> {
+  const ec2 = ctx.aws.client(EC2Client);
+  const { vpcId } = plan.data;
+  const filter = [{ Name: 'vpc-id', Values: [vpcId] }];
+  const readGroups = async () => {
+    const groups: unknown[] = [];
+    for await (const page of paginateDescribeSecurityGroups({ client: ec2 }, { Filters: filter }))
+      groups.push(...(page.SecurityGroups ?? []));
+    return groups;
+  };
+  const readFlowLogs = async () => {
+    const logs: unknown[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await ec2.send(
+        new DescribeFlowLogsCommand({ Filter: [{ Name: 'resource-id', Values: [vpcId] }], NextToken }),
+        { abortSignal: ctx.signal },
+      );
+      logs.push(...(page.FlowLogs ?? []));
+      NextToken = page.NextToken;
+    } while (NextToken);
+    return logs;
+  };
+  const [acls, securityGroups, flowLogs] = await Promise.all([
+    listVpcAcls(ec2, vpcId),
+    readGroups(),
+    readFlowLogs(),
+  ]);
+  return {
+    vpc: { vpcId, account: ctx.account.id, region: ctx.region },
+    networkAcls: toJson(acls),
+    securityGroups: toJson(securityGroups),
+    flowLogs: toJson(flowLogs),
+  };
+}
+
+/** An SDK response as plain JSON (dates as ISO 8601 text, no undefined fields). */
+function toJson(value: unknown): Json {
+  return JSON.parse(JSON.stringify(value ?? null)) as Json;
+}
+
 async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise<Outcome<IsolateResult>> {
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, allow, reuseAclId, moves } = plan.data;
@@ -1184,7 +1233,9 @@ function quarantineOf(target: SessionTarget, vpcId: string): PolicyConditions {
 export function isolateGrants(plan: Plan<IsolateData>, target: SessionTarget): SessionGrant[] {
   const { vpcId, reuseAclId, moves } = plan.data;
   const anyAcl = ec2Arns(target, 'network-acl', ['*']);
-  const grants: SessionGrant[] = [{ actions: NETWORK_READS, resources: ['*'] }];
+  // The evidence, read before the change, adds the VPC's security groups and flow logs.
+  const evidence = ['ec2:DescribeSecurityGroups', 'ec2:DescribeFlowLogs'];
+  const grants: SessionGrant[] = [{ actions: [...NETWORK_READS, ...evidence], resources: ['*'] }];
   if (!reuseAclId) {
     const tagged = { StringEquals: { [`aws:RequestTag/${TAG.quarantine}`]: vpcId } };
     grants.push(
@@ -1304,8 +1355,11 @@ export const isolateVpc = defineRunbook({
       'ec2:DescribeNetworkInterfaces',
     ],
     // ec2:CreateTags is not called on its own: tagging on create (TagSpecifications) needs it.
+    // The evidence (before the change) reads the ACLs, security groups and flow logs with this role too.
     execute: [
       'ec2:DescribeNetworkAcls',
+      'ec2:DescribeSecurityGroups',
+      'ec2:DescribeFlowLogs',
       'ec2:CreateNetworkAcl',
       'ec2:CreateTags',
       'ec2:CreateNetworkAclEntry',
@@ -1321,6 +1375,7 @@ export const isolateVpc = defineRunbook({
   rateLimits: NETWORK_ACL_RATE_LIMITS,
   plan: planIsolate,
   recheck: recheckIsolate,
+  evidence: captureVpcEvidence,
   execute: executeIsolate,
   verify: verifyIsolate,
   sessionGrants: isolateGrants,

@@ -26,7 +26,7 @@ export const RUNBOOKS: readonly AnyRunbook[] = [
 ];
 
 /** Words of the grammar that are not runbooks. */
-export const BUILTIN_COMMANDS = ['help', 'status'] as const;
+export const BUILTIN_COMMANDS = ['help', 'status', 'case'] as const;
 
 /** Looks a runbook up by id. */
 export function findRunbook(id: string): AnyRunbook | undefined {

@@ -14,6 +14,7 @@ import {
 } from './define-runbook.ts';
 import {
   executeRelease,
+  INSTANCE_ROLE_LIMITS,
   InstanceIdSchema,
   planRelease,
   RELEASE_IAM,
@@ -53,6 +54,7 @@ export const releaseInstance = defineRunbook({
       'ec2:DescribeNetworkInterfaces',
     ],
     execute: RELEASE_IAM,
+    limits: INSTANCE_ROLE_LIMITS,
   },
   plan: (ctx, input) => planRelease(ctx, input.instanceId),
   recheck: recheckRelease,

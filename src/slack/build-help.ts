@@ -40,6 +40,9 @@ export function buildHelp(
     (r) => `• \`${command} ${escapeMrkdwn(r.usage)}\` — ${escapeMrkdwn(r.description)} _(${r.risk})_`,
   );
   lines.push(`• \`${command} status <run-id>\` — show a run requested in this channel`);
+  lines.push(
+    `• \`${command} case <run-id or thread ts>\` — the case file of a thread here: runs, decisions, AWS calls, evidence, audit chain`,
+  );
   lines.push(`• \`${command} help\` — this list`);
   const text = `*What you can run here*${accounts}\n${lines.join('\n')}`;
   return { text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text } }] };

@@ -22,6 +22,8 @@ export const ACTION = {
    * follow-up; named here because cards posted before follow-ups were declared carry it.
    */
   trailKey: 'quell_trail_key',
+  /** On every card: exports the case file of the run's incident (its runs, decisions, calls, evidence). */
+  caseFile: 'quell_case_file',
 } as const;
 
 /** A Block Kit block (kept loose: Slack validates the shape). */
@@ -112,14 +114,26 @@ export function buildRunCard(view: RunView): { text: string; blocks: Block[] } {
 
   const buttons = buildButtons(view);
   if (buttons.length > 0) blocks.push({ type: 'actions', block_id: `run:${run.id}`, elements: buttons });
+  // The footer carries the case-file button as an accessory, apart from the state's own buttons.
   blocks.push({
-    type: 'context',
-    elements: [{ type: 'mrkdwn', text: `run \`${run.id}\` · ${runbook.risk}` }],
+    type: 'section',
+    block_id: `case:${run.id}`,
+    text: { type: 'mrkdwn', text: `run \`${run.id}\` · ${runbook.risk}` },
+    accessory: { type: 'button', action_id: ACTION.caseFile, text: plainText('Case file'), value: run.id },
   });
 
   const text = `${title} — ${STATE_LABEL[run.state]}${plan ? `: ${plan.summary}` : ''}`;
   return { text: escapeMrkdwn(text, 300), blocks };
 }
+
+/** What the card reads of the evidence summary the engine stores with the run. */
+type EvidenceLine = {
+  status?: string;
+  sha256?: string;
+  key?: string | null;
+  problems?: string[];
+  reason?: string;
+};
 
 function describeStatus(run: RunRecord, decisions: RunView['decisions']): string {
   const lines = [`*Status:* ${STATE_LABEL[run.state]}`];
@@ -145,6 +159,13 @@ function describeStatus(run: RunRecord, decisions: RunView['decisions']): string
   const result = run.result as { execute?: { summary: string }; verify?: { summary: string } } | null;
   if (result?.execute) lines.push(`*Result:* ${escapeMrkdwn(result.execute.summary, 600)}`);
   if (result?.verify) lines.push(`*Verify:* ${escapeMrkdwn(result.verify.summary, 400)}`);
+  const evidence = (run.result as { evidence?: EvidenceLine } | null)?.evidence;
+  if (evidence?.status === 'captured')
+    lines.push(
+      `*Evidence:* captured before any change (SHA-256 \`${escapeCode(String(evidence.sha256), 64)}\`${evidence.key ? ', kept in the evidence bucket' : ''})${evidence.problems?.length ? ` — ${escapeMrkdwn(evidence.problems.join('; '), 300)}` : ''}`,
+    );
+  else if (evidence?.status === 'missing')
+    lines.push(`:warning: *Evidence:* MISSING — ${escapeMrkdwn(String(evidence.reason), 400)}`);
   const error = run.error as { message?: string } | null;
   if (error?.message) lines.push(`*Error:* ${escapeMrkdwn(error.message, 800)}`);
   return lines.join('\n');

@@ -75,6 +75,16 @@ export function registerHandlers(
       return;
     }
 
+    if (parsed.name === 'case') {
+      const reference = parsed.args.positional[0] ?? '';
+      await ack({
+        response_type: 'ephemeral',
+        text: `Building the case file of \`${reference.replace(/[^a-z0-9.]/g, '').slice(0, 20)}\`… It will be attached to the run's thread.`,
+      });
+      void exportCaseFor(reference, requester, respond);
+      return;
+    }
+
     let prepared: ReturnType<Engine['prepare']>;
     try {
       prepared = engine.prepare(parsed.name, parsed.args, requester);
@@ -98,6 +108,47 @@ export function registerHandlers(
         log.warn({ err }, 'could not tell the requester that the run could not start'),
       );
     });
+  });
+
+  /** Exports a case and tells the requester where it went (or why not), privately. */
+  const exportCaseFor = async (
+    reference: string,
+    requester: SlackRequester,
+    respond: (message: {
+      response_type: 'ephemeral';
+      replace_original: boolean;
+      text: string;
+    }) => Promise<unknown>,
+  ) => {
+    try {
+      const { root, runs, attached } = await engine.exportCase(reference, requester);
+      await respond({
+        response_type: 'ephemeral',
+        replace_original: false,
+        text: attached
+          ? `Case file of \`${root.id}\` (${runs.length} run${runs.length === 1 ? '' : 's'}) attached to its thread.`
+          : `The case file of \`${root.id}\` could not be attached to its thread; see the audit log.`,
+      });
+    } catch (error) {
+      await respond({
+        response_type: 'ephemeral',
+        replace_original: false,
+        text: formatError(error, log, command),
+      }).catch((err: unknown) =>
+        log.warn({ err }, 'could not tell the requester why the case file was refused'),
+      );
+    }
+  };
+
+  actions.action(ACTION.caseFile, async ({ ack, body, action, respond }) => {
+    await ack();
+    const runId = 'value' in action && typeof action.value === 'string' ? action.value : '';
+    const requester: SlackRequester = {
+      user: body.user.id,
+      channel: body.channel?.id ?? '',
+      source: 'slack',
+    };
+    await exportCaseFor(runId, requester, (message) => tellClicker(respond, message.text, log));
   });
 
   const onDecision = (decision: 'approve' | 'deny') =>

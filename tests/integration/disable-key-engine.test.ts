@@ -277,6 +277,9 @@ describe('disable-key through the engine against moto', () => {
       'iam:UpdateAccessKey',
       'iam:PutUserPolicy',
       'iam:DeleteUserPolicy',
+      // The evidence before the change.
+      'iam:ListAttachedUserPolicies',
+      'iam:ListGroupsForUser',
       'cloudtrail:LookupEvents',
     ]);
     const { disableKey } = await import('../../src/runbooks/disable-key.ts');

@@ -181,7 +181,7 @@ describe('channel guardrails × accounts × runbooks × requesters', () => {
     const lines = (text: string) =>
       [...text.matchAll(/• `\/quell ([a-z-]+)/g)]
         .map((m) => m[1])
-        .filter((n) => n !== 'status' && n !== 'help');
+        .filter((n) => n !== 'status' && n !== 'help' && n !== 'case');
     const all = t.quell.engine.runbooks.map((r) => r.id);
 
     expect(lines(await help('U0RESP', 'C0INCIDENT'))).toEqual(all.filter((id) => id !== 'isolate-vpc'));

@@ -442,6 +442,62 @@ describe('quell iam-policy narrows the roles and the trust policy', () => {
     });
   });
 
+  it('tags, untags and deletes only what an instance isolation made, and passes roles only to EC2 (attack: use isolate-instance grants elsewhere)', () => {
+    const role = output.respondRole.permissions;
+    const region = { 'aws:RequestedRegion': 'eu-west-1' };
+    const ok = (r: EvaluatedRequest) => verdictOf(role, r) === 'allow';
+    const instance = `arn:aws:ec2:eu-west-1:${acct}:instance/i-0123456789abcdef0`;
+    const group = `arn:aws:ec2:eu-west-1:${acct}:security-group/sg-0123456789abcdef0`;
+    const profileRole = `arn:aws:iam::${acct}:role/app-instance-role`;
+    // IAM's statements hold in IAM's endpoint region.
+    const iamRegion = { 'aws:RequestedRegion': 'us-east-1' };
+    // What an isolation and its release do is allowed…
+    const legitimate: EvaluatedRequest[] = [
+      {
+        action: 'ec2:CreateTags',
+        resource: instance,
+        context: { ...region, 'aws:RequestTag/quell-isolated': 'rabcdefghijkl' },
+      },
+      {
+        action: 'ec2:DeleteTags',
+        resource: instance,
+        context: { ...region, 'aws:ResourceTag/quell-isolated': 'rabcdefghijkl' },
+      },
+      {
+        action: 'ec2:DeleteSecurityGroup',
+        resource: group,
+        context: { ...region, 'aws:ResourceTag/quell-quarantine': 'vpc-0abc' },
+      },
+      {
+        action: 'iam:PassRole',
+        resource: profileRole,
+        context: { ...iamRegion, 'iam:PassedToService': 'ec2.amazonaws.com' },
+      },
+    ];
+    expect(legitimate.filter(ok)).toHaveLength(legitimate.length);
+    // …and nothing like it on anything else.
+    const tried: EvaluatedRequest[] = [
+      {
+        action: 'ec2:CreateTags',
+        resource: instance,
+        context: { ...region, 'aws:RequestTag/Owner': 'mallory' },
+      },
+      { action: 'ec2:DeleteTags', resource: instance, context: region },
+      { action: 'ec2:DeleteSecurityGroup', resource: group, context: region },
+      { action: 'ec2:RevokeSecurityGroupEgress', resource: group, context: region },
+      {
+        action: 'iam:PassRole',
+        resource: profileRole,
+        context: { ...iamRegion, 'iam:PassedToService': 'lambda.amazonaws.com' },
+      },
+      { action: 'iam:PassRole', resource: profileRole, context: iamRegion },
+    ];
+    expect({ attempts: tried.length, accepted: tried.filter(ok).length }).toEqual({
+      attempts: 6,
+      accepted: 0,
+    });
+  });
+
   it('holds only in the configured regions (attack: use the respond role in a region quell does not manage)', () => {
     const role = output.respondRole.permissions;
     const tag = { 'aws:ResourceTag/quell-quarantine': 'vpc-0abc' };

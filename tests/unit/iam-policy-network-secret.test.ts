@@ -24,9 +24,12 @@ describe('iam-policy for isolate-vpc, restore-vpc and rotate-secret', () => {
       'ec2:CreateNetworkAclEntry',
       'ec2:CreateTags',
       'ec2:DeleteNetworkAcl',
+      // The evidence before the change.
+      'ec2:DescribeFlowLogs',
       'ec2:DescribeInstances',
       'ec2:DescribeNetworkAcls',
       'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSecurityGroups',
       'ec2:DescribeSubnets',
       'ec2:DescribeVpcs',
       'ec2:ReplaceNetworkAclAssociation',

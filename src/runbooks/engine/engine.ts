@@ -1,3 +1,11 @@
+/**
+ * The run engine: validate → plan → approve → re-check and compare → execute → verify, every step in the
+ * audit log. Slack (or the CLI) reaches it through `prepare`/`start`/`decide`/`requestUndo`, and it
+ * reaches people back only through a RunNotifier, so it never imports Bolt. This class is the engine's
+ * public face; each job lives in a file of its own beside it (lifecycle, start lanes, planning,
+ * execution, decisions, scope resolution, recovery).
+ */
+import { createEvidenceBucket } from '../../audit/evidence-bucket.ts';
 import type { Config } from '../../config.ts';
 import { InputInvalidError } from '../../errors.ts';
 import type { RunRecord } from '../../store/store.ts';
@@ -6,6 +14,7 @@ import { RUNBOOKS } from '../registry.ts';
 import type { CommandArgs } from './command-grammar.ts';
 import { decideRun, expireDueRequests, retryRun, reviewRun } from './decide-run.ts';
 import { RunExecutor } from './execute-run.ts';
+import { type CaseExportResult, exportCase } from './export-case.ts';
 import { type EngineSettings, RunLifecycle } from './lifecycle.ts';
 import { RunPlanner } from './plan-run.ts';
 import {
@@ -42,11 +51,14 @@ export class Engine {
 
   constructor(deps: EngineDeps) {
     const { startConcurrency, ...rest } = deps;
+    const now = deps.now ?? Date.now;
+    const evidence = deps.config.evidence;
     this.#life = new RunLifecycle({
       runbooks: RUNBOOKS,
-      now: Date.now,
+      now,
       executionTimeoutMs: 5 * 60_000,
       replica: { id: newReplicaId(), orphanAfterMs: 60_000 },
+      evidenceBucket: evidence ? createEvidenceBucket(evidence, deps.config.aws.region, now) : undefined,
       ...rest,
     });
     assertConfigNamesKnownRunbooks(this.#life.d.config, this.#life.d.runbooks);
@@ -147,6 +159,16 @@ export class Engine {
       decisions: await this.#life.d.store.listDecisions(runId),
       runbook: this.#life.runbookOf(run),
     };
+  }
+
+  /**
+   * Exports the case file of a thread (a run id, or the thread ts of a run's card): its Markdown timeline
+   * and JSON attached to the thread of the case's first run, and kept in the evidence bucket when one is
+   * configured. In Slack only runs requested in the requester's channel are found, and the channel must
+   * allow at least one of the case's runbooks.
+   */
+  exportCase(reference: string, requester: Requester): Promise<CaseExportResult> {
+    return this.#life.track(exportCase(this.#life, reference, requester));
   }
 
   /** Expires every request whose approval window has passed, and updates their cards. */

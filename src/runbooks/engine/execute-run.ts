@@ -7,6 +7,7 @@ import { digestResult } from '../../audit/run-binding.ts';
 import { asQuellError, PlanChangedError, RunUnboundError } from '../../errors.ts';
 import type { Json, RunRecord, RunState } from '../../store/store.ts';
 import type { AnyRunbook, Plan } from '../define-runbook.ts';
+import { captureEvidence, type EvidenceSummary, evidenceJson, readEvidence } from './capture-evidence.ts';
 import { findBindingProblems } from './check-binding.ts';
 import { errorJson, type RunLifecycle } from './lifecycle.ts';
 import { diffMaterial, hashMaterial } from './plan-material.ts';
@@ -53,6 +54,7 @@ export class RunExecutor {
     const signal = AbortSignal.timeout(d.executionTimeoutMs);
     const ctx = buildRunContext(d, run, scope, run.approvedAt, signal);
     const plan = run.plan as unknown as Plan;
+    let evidence: EvidenceSummary | undefined;
     try {
       // The plan, the approvals (and for an undo, what it undoes) must be the rows quell wrote.
       const problems = await findBindingProblems(life, run);
@@ -60,6 +62,9 @@ export class RunExecutor {
         await this.#stopUnbound(run, problems);
         return true;
       }
+
+      // The evidence is read alongside the re-check (no extra round trip), and kept only if the run goes on.
+      const reading = readEvidence(run, runbook, ctx, plan);
       const material = procedure.recheck
         ? await procedure.recheck(ctx, plan)
         : (await (await makePlanOf(run, runbook, (id) => life.mustGet(id)))(ctx)).material;
@@ -73,6 +78,8 @@ export class RunExecutor {
         await this.#supersede(run, runbook, plan.material, material);
         return true;
       }
+      // Evidence before containment: taken now, before the first change; a failure never stops the run.
+      if (reading) evidence = await captureEvidence(d, run, reading);
       await d.audit.record({
         type: 'execute.started',
         runId,
@@ -99,7 +106,11 @@ export class RunExecutor {
       // Partly applied: kept open for a retry (same approval) or an undo of what was done.
       const state: RunState =
         result.ok && verification.ok ? 'succeeded' : result.partial ? 'partial' : 'failed';
-      const stored = { execute: result, verify: verification } as unknown as Json;
+      const stored = {
+        execute: result,
+        verify: verification,
+        ...(evidence ? { evidence: evidenceJson(evidence) } : {}),
+      } as unknown as Json;
       const done = await life.transition(runId, {
         from: ['running'],
         to: state,
@@ -124,7 +135,7 @@ export class RunExecutor {
       const failed = await life.transition(runId, {
         from: ['running'],
         to: 'failed',
-        patch: { error: errorJson(e) },
+        patch: { error: errorJson(e), ...(evidence ? { result: { evidence: evidenceJson(evidence) } } : {}) },
         audit: { type: 'run.finished', data: { state: 'failed', code: e.code, message: e.message } },
         owned: true,
       });

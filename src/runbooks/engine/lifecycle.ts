@@ -6,6 +6,7 @@
  */
 import type { ApproverDirectory } from '../../approvals/approval-policy.ts';
 import type { AuditEvent, AuditLog } from '../../audit/audit-log.ts';
+import type { EvidenceBucket } from '../../audit/evidence-bucket.ts';
 import type { AwsClientFactory } from '../../aws/client-factory.ts';
 import type { Config } from '../../config.ts';
 import { type QuellError, RunNotFoundError, RunStateConflictError } from '../../errors.ts';
@@ -30,6 +31,8 @@ export interface EngineSettings {
   /** How long execute + verify may take before the run is aborted. */
   executionTimeoutMs: number;
   replica: ReplicaOptions;
+  /** The evidence bucket (config `evidence`), when one is configured. */
+  evidenceBucket?: EvidenceBucket | undefined;
 }
 
 /**
