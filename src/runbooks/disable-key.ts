@@ -5,16 +5,7 @@
  * Undo re-activates the key and removes (or restores) the deny.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DeleteUserPolicyCommand,
-  GetAccessKeyLastUsedCommand,
-  GetUserPolicyCommand,
-  IAMClient,
-  ListAccessKeysCommand,
-  ListUserPoliciesCommand,
-  PutUserPolicyCommand,
-  UpdateAccessKeyCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
@@ -30,6 +21,9 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import type { CommandArgs } from './engine/command-grammar.ts';
+
+/** The IAM SDK, loaded by the first run that calls IAM rather than when quell starts (docs/benchmarks.md, memory). */
+const loadIam = () => import('@aws-sdk/client-iam');
 
 /** Long-term (AKIA) and temporary (ASIA) access key ids: 4 letters, then 16 base32 characters. */
 export const AccessKeyIdSchema = z
@@ -139,6 +133,7 @@ function decodePolicy(document: string | undefined): string | null {
 }
 
 async function findKey(iam: IAMClient, userName: string, keyId: string) {
+  const { ListAccessKeysCommand } = await loadIam();
   const out = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
   return out.AccessKeyMetadata?.find((k) => k.AccessKeyId === keyId);
 }
@@ -148,6 +143,7 @@ async function readInlinePolicy(
   userName: string,
   policyName: string,
 ): Promise<string | null> {
+  const { ListUserPoliciesCommand, GetUserPolicyCommand } = await loadIam();
   const names = await iam.send(new ListUserPoliciesCommand({ UserName: userName }));
   if (!names.PolicyNames?.includes(policyName)) return null;
   const out = await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: policyName }));
@@ -156,6 +152,7 @@ async function readInlinePolicy(
 
 /** The owner of `keyId` in the scope's account, or undefined when the key is not in that account. */
 async function findOwner(aws: ScopedAws, keyId: string) {
+  const { IAMClient, GetAccessKeyLastUsedCommand } = await loadIam();
   const iam = aws.client(IAMClient);
   let lastUsed: {
     UserName?: string | undefined;
@@ -198,6 +195,7 @@ function describeLastUse(
 }
 
 async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Plan<DisableKeyData>> {
+  const { IAMClient } = await loadIam();
   refuseTemporaryKey(input.keyId);
   const owner = await findOwner(ctx.aws, input.keyId);
   if (!owner) {
@@ -290,6 +288,7 @@ async function executeDisable(
   ctx: RunContext,
   plan: Plan<DisableKeyData>,
 ): Promise<Outcome<DisableKeyResult>> {
+  const { IAMClient, UpdateAccessKeyCommand, PutUserPolicyCommand } = await loadIam();
   const { keyId, userName, policyName, statusBefore } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const failures: string[] = [];
@@ -369,6 +368,7 @@ async function verifyDisable(
   plan: Plan<DisableKeyData>,
   result: Outcome<DisableKeyResult>,
 ): Promise<Outcome> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -396,6 +396,7 @@ async function planUndo(
   ctx: RunContext,
   original: { plan: Plan<DisableKeyData>; result: Outcome<DisableKeyResult> },
 ): Promise<Plan<UndoData>> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName, priorPolicy } = original.plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -450,6 +451,8 @@ async function planUndo(
 }
 
 async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome<UndoResult>> {
+  const { IAMClient, UpdateAccessKeyCommand, DeleteUserPolicyCommand, PutUserPolicyCommand } =
+    await loadIam();
   const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [update, policy] = await Promise.allSettled([
@@ -497,6 +500,7 @@ async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outco
 }
 
 async function verifyUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -581,6 +585,7 @@ export const disableKey = defineRunbook({
   locateAccount: locateKeyAccount,
   plan: planDisable,
   async recheck(ctx, plan) {
+    const { IAMClient } = await loadIam();
     // Only what the decision rests on, read in one round trip: the key's owner and status, and the policy.
     const iam = ctx.aws.client(IAMClient);
     const { keyId, userName, policyName } = plan.data;
