@@ -54,7 +54,7 @@ function describeFailure(error: unknown, slackApiUrl: string | undefined): strin
   const e = error as {
     code?: string;
     data?: { error?: string };
-    original?: { code?: string; message?: string };
+    original?: { code?: string; message?: string; cause?: { code?: string } };
   };
   if (e.code === webApi.ErrorCode.PlatformError) {
     const code = e.data?.error ?? 'unknown_error';
@@ -63,7 +63,8 @@ function describeFailure(error: unknown, slackApiUrl: string | undefined): strin
     return `Slack's auth.test answered ${code}: check SLACK_BOT_TOKEN and the app's installation at api.slack.com/apps.`;
   }
   if (e.code === webApi.ErrorCode.RequestError) {
-    const reason = e.original?.code ?? e.original?.message ?? 'no answer';
+    // fetch wraps the socket error (ECONNREFUSED, ENOTFOUND, …) as the cause of "fetch failed".
+    const reason = e.original?.cause?.code ?? e.original?.code ?? e.original?.message ?? 'no answer';
     return `Could not reach the Slack Web API at ${where} (${reason}): check SLACK_API_URL (leave it unset for Slack itself) and this host's network access to Slack (proxy, firewall, DNS).`;
   }
   if (e.code === webApi.ErrorCode.HTTPError) {
