@@ -38,7 +38,8 @@ const BOT_TOKEN = 'xoxb-000000000000-111111111111-benchbottokenvalue0';
 const CHANNEL = 'C0INCIDENT';
 const GOAL_IDLE_MB = 150;
 const GOAL_PEAK_MB = 250;
-const SETTLE_TIMEOUT_MS = Number(process.env.SETTLE_MS ?? 180_000);
+const SETTLE_TIMEOUT_MS = 300_000;
+const QUIET_MS = 15_000;
 
 interface Variant {
   name: 'before' | 'after';
@@ -198,18 +199,21 @@ async function measureVariant(
     const bad = burst.statuses.filter((s) => s !== 200).length;
     if (bad > 0) throw new Error(`${variant.name}: ${bad} of ${n} commands were not acked with 200`);
     const settleStarted = performance.now();
-    let lastReport = performance.now();
+    // Settled: every card posted, or no Slack call for QUIET_MS (a run whose plan failed posts no card).
+    let lastCalls = -1;
+    let lastChange = performance.now();
     await waitUntil(
       () => {
-        const cards = slack.callsOf('chat.postMessage').length - cardsBefore;
-        if (performance.now() - lastReport > 15_000) {
-          lastReport = performance.now();
-          console.log(`    ${variant.name}: ${cards} of ${n} cards so far, RSS ${memoryOf(pid).rssMb.toFixed(1)} MB`);
+        const calls = slack.calls.length + slack.responses.length;
+        if (calls !== lastCalls) {
+          lastCalls = calls;
+          lastChange = performance.now();
         }
-        return cards >= n ? true : undefined;
+        const cards = slack.callsOf('chat.postMessage').length - cardsBefore;
+        return cards >= n || performance.now() - lastChange > QUIET_MS ? true : undefined;
       },
       SETTLE_TIMEOUT_MS,
-      `${variant.name}: ${n} approval cards (Slack calls: ${JSON.stringify(slack.calls.slice(-3).map((c) => [c.method, JSON.stringify(c.body).slice(0, 300)]))}, responses ${JSON.stringify(slack.responses.slice(-2).map((c) => JSON.stringify(c.body).slice(0, 300)))})`,
+      `${variant.name}: the runs settling`,
     );
     const settleMs = performance.now() - settleStarted;
     await sleep(1_000);
