@@ -34,6 +34,7 @@ import { registerSecurityFindingHandlers } from './slack/register-security-findi
 import { indexResultViews, withResultViews } from './slack/result-views.ts';
 import { createSlackDirectory } from './slack/slack-directory.ts';
 import { createSlackNotifier } from './slack/slack-notifier.ts';
+import { verifyBotToken } from './slack/verify-bot-token.ts';
 import type { Store } from './store/store.ts';
 
 /** The Slack secrets the chosen mode needs. */
@@ -90,17 +91,21 @@ export interface Quell {
 export async function createQuell(options: QuellOptions): Promise<Quell> {
   const { config, secrets, log } = options;
   const now = options.now ?? Date.now;
+  const boltLogger = createBoltLogger(log);
+  const clientOptions = {
+    slackApiUrl: options.slackApiUrl,
+    retryConfig: { retries: 3, factor: 2, minTimeout: 500 },
+  };
+  // Checked first, once, so that a bad token or an unreachable Slack stops the start with a readable
+  // message before anything is opened; Bolt, given the ids, makes no auth.test call of its own (whose
+  // rejection it would leave unhandled, crashing the process after "quell started").
+  const identity = await verifyBotToken(secrets.botToken, { ...clientOptions, logger: boltLogger });
   const { store, audit, sessions, limiters, aws, checkpoints } = await composeCore(config, log, {
     now,
     ...(options.rateLimits ? { rateLimits: options.rateLimits } : {}),
     ...(options.runbooks ? { runbooks: options.runbooks } : {}),
   });
 
-  const boltLogger = createBoltLogger(log);
-  const clientOptions = {
-    slackApiUrl: options.slackApiUrl,
-    retryConfig: { retries: 3, factor: 2, minTimeout: 500 },
-  };
   let receiver: HTTPReceiver | undefined;
   let app: App;
   if (config.slack.mode === 'http') {
@@ -111,11 +116,12 @@ export async function createQuell(options: QuellOptions): Promise<Quell> {
       processBeforeResponse: false,
       logger: boltLogger,
     });
-    app = new App({ token: secrets.botToken, receiver, logger: boltLogger, clientOptions });
+    app = new App({ token: secrets.botToken, ...identity, receiver, logger: boltLogger, clientOptions });
   } else {
     if (!secrets.appToken) throw new Error('socket mode needs the app-level token');
     app = new App({
       token: secrets.botToken,
+      ...identity,
       appToken: secrets.appToken,
       socketMode: true,
       logger: boltLogger,

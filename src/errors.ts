@@ -20,6 +20,7 @@ export const ErrorCode = {
   AwsCallFailed: 'quell_aws_call_failed',
   ConfigInvalid: 'quell_config_invalid',
   SecretMissing: 'quell_secret_missing',
+  SlackUnavailable: 'quell_slack_unavailable',
   Storage: 'quell_storage',
   RunInterrupted: 'quell_run_interrupted',
   RunUnbound: 'quell_run_unbound',
@@ -182,6 +183,13 @@ export class ConfigInvalidError extends QuellError {
 export class SecretMissingError extends QuellError {
   constructor(message: string) {
     super(ErrorCode.SecretMissing, message);
+  }
+}
+
+/** At start, Slack refused the bot token or could not be reached; the message says what to check. */
+export class SlackUnavailableError extends QuellError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.SlackUnavailable, message, options);
   }
 }
 

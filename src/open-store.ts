@@ -2,7 +2,6 @@
 import { existsSync } from 'node:fs';
 import { databasePasswordFrom } from './aws/load-secrets.ts';
 import { InputInvalidError } from './errors.ts';
-import { PostgresStore } from './store/postgres-store.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { Store } from './store/store.ts';
 
@@ -26,6 +25,8 @@ export async function openStore(
     const password = databasePasswordFrom(options.env ?? process.env);
     // Read once now, so an unreadable secret stops the start with its own message, not a refused login.
     await password?.();
+    // pg loads only for a PostgreSQL URL: the SQLite default never needs it.
+    const { PostgresStore } = await import('./store/postgres-store.ts');
     store = new PostgresStore(url, password ? { password } : {});
   } else store = new SqliteStore(url);
   if (options.migrate === false) return store;

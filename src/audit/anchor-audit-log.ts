@@ -8,7 +8,6 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditLog } from './audit-log.ts';
 import { CheckpointWriter } from './checkpoint-writer.ts';
-import { createAuditAnchor } from './s3-checkpoint-anchor.ts';
 
 /** The writer, or undefined when `audit.checkpoints` is not configured. */
 export async function anchorAuditLog(
@@ -19,6 +18,8 @@ export async function anchorAuditLog(
 ): Promise<CheckpointWriter | undefined> {
   const settings = config.audit.checkpoints;
   if (!settings) return undefined;
+  // The S3, KMS and STS SDKs load only when checkpoints are configured (docs/benchmarks.md, memory).
+  const { createAuditAnchor } = await import('./s3-checkpoint-anchor.ts');
   const anchor = await createAuditAnchor(settings, config.aws.region);
   const writer = new CheckpointWriter({
     chainId: settings.chainId,

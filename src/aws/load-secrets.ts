@@ -4,9 +4,12 @@
  * password is picked up without a restart). These are the only `GetSecretValue` calls quell makes;
  * runbooks never read secret values.
  */
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { assertSecretShape, type SecretName, type SecretSource } from '../config.ts';
 import { SecretMissingError } from '../errors.ts';
+
+/** The Secrets Manager SDK, loaded only when a secret comes from an ARN (docs/benchmarks.md, memory). */
+const loadSecretsManager = () => import('@aws-sdk/client-secrets-manager');
 
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
 
@@ -24,6 +27,7 @@ export async function loadSecrets(sources: SecretSource[]): Promise<Record<Secre
         out[source.name] = source.value;
         continue;
       }
+      const { GetSecretValueCommand, SecretsManagerClient } = await loadSecretsManager();
       const region = source.secretArn.split(':')[3] ?? 'us-east-1';
       let client = clients.get(region);
       if (!client) {
@@ -89,6 +93,7 @@ export function databasePasswordFrom(
   let cached: { value: string; at: number } | undefined;
   let reading: Promise<string> | undefined;
   const read = async (): Promise<string> => {
+    const { GetSecretValueCommand, SecretsManagerClient } = await loadSecretsManager();
     const client = new SecretsManagerClient({ region: arn.split(':')[3] ?? 'us-east-1', maxAttempts: 5 });
     try {
       const out = await client.send(new GetSecretValueCommand({ SecretId: arn }));

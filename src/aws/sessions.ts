@@ -6,7 +6,7 @@
  * `fromTemporaryCredentials`: one cached STS client, the source of each setting logged, never the value.
  */
 import { createHash } from 'node:crypto';
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { STSClient } from '@aws-sdk/client-sts';
 import type { AccountConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { toAwsError } from './aws-errors.ts';
@@ -53,7 +53,8 @@ export function toSourceIdentity(identity: string): string {
 
 /** Assumes and caches per-run role sessions. */
 export class AwsSessions {
-  readonly #sts: STSClient;
+  /** The STS client, created (and its SDK loaded) by the first call: an idle bot never loads it. */
+  #sts: STSClient | undefined;
   readonly #settings: Required<Omit<SessionSettings, 'externalId'>> & { externalId?: string | undefined };
   readonly #log: Logger;
   readonly #now: () => number;
@@ -72,8 +73,6 @@ export class AwsSessions {
     this.#log = log;
     this.#now = options.now ?? Date.now;
     this.#recorder = options.recorder;
-    // The base credentials come from the SDK's default chain; AWS_ENDPOINT_URL is honoured by the SDK.
-    this.#sts = new STSClient({ region: settings.region, maxAttempts: 5 });
     log.debug(
       {
         region: settings.region,
@@ -82,6 +81,14 @@ export class AwsSessions {
       },
       'aws sessions configured',
     );
+  }
+
+  /** The STS SDK and the client, loaded on first use (docs/benchmarks.md, memory). */
+  async #loadSts(): Promise<{ sts: STSClient; sdk: typeof import('@aws-sdk/client-sts') }> {
+    const sdk = await import('@aws-sdk/client-sts');
+    // The base credentials come from the SDK's default chain; AWS_ENDPOINT_URL is honoured by the SDK.
+    this.#sts ??= new sdk.STSClient({ region: this.#settings.region, maxAttempts: 5 });
+    return { sts: this.#sts, sdk };
   }
 
   /** The role ARN a request assumes. */
@@ -126,7 +133,8 @@ export class AwsSessions {
    */
   async callerIdentity(): Promise<string> {
     try {
-      const out = await this.#sts.send(new GetCallerIdentityCommand({}));
+      const { sts, sdk } = await this.#loadSts();
+      const out = await sts.send(new sdk.GetCallerIdentityCommand({}));
       if (!out.Arn) throw new Error('GetCallerIdentity returned no ARN');
       return out.Arn;
     } catch (error) {
@@ -137,7 +145,7 @@ export class AwsSessions {
   /** Stops the STS client. */
   destroy(): void {
     this.#cache.clear();
-    this.#sts.destroy();
+    this.#sts?.destroy();
   }
 
   async #assume(request: SessionRequest): Promise<TemporaryCredentials> {
@@ -155,8 +163,9 @@ export class AwsSessions {
       mutating: false,
     };
     try {
-      const out = await this.#sts.send(
-        new AssumeRoleCommand({
+      const { sts, sdk } = await this.#loadSts();
+      const out = await sts.send(
+        new sdk.AssumeRoleCommand({
           RoleArn: roleArn,
           RoleSessionName: `quell-${request.runId}`.slice(0, 64),
           DurationSeconds: this.#settings.sessionSeconds,

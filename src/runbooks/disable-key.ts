@@ -5,19 +5,7 @@
  * Undo re-activates the key and removes (or restores) the deny.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
-import {
-  DeleteUserPolicyCommand,
-  GetAccessKeyLastUsedCommand,
-  GetUserPolicyCommand,
-  IAMClient,
-  ListAccessKeysCommand,
-  ListAttachedUserPoliciesCommand,
-  ListGroupsForUserCommand,
-  ListUserPoliciesCommand,
-  PutUserPolicyCommand,
-  UpdateAccessKeyCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 import type { ScopedAws } from '../aws/client-factory.ts';
@@ -37,6 +25,9 @@ import {
 import type { CommandArgs } from './engine/command-grammar.ts';
 import { type AssumedRoles, describeAssumedRoles, findAssumedRoles } from './find-assumed-roles.ts';
 import { parseRoleArn } from './revoke-role-sessions.ts';
+
+/** The IAM SDK, loaded by the first run that calls IAM rather than when quell starts (docs/benchmarks.md, memory). */
+const loadIam = () => import('@aws-sdk/client-iam');
 
 /** Long-term (AKIA) and temporary (ASIA) access key ids: 4 letters, then 16 base32 characters. */
 export const AccessKeyIdSchema = z
@@ -183,6 +174,7 @@ function decodePolicy(document: string | undefined): string | null {
 }
 
 async function findKey(iam: IAMClient, userName: string, keyId: string) {
+  const { ListAccessKeysCommand } = await loadIam();
   const out = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
   return out.AccessKeyMetadata?.find((k) => k.AccessKeyId === keyId);
 }
@@ -192,6 +184,7 @@ async function readInlinePolicy(
   userName: string,
   policyName: string,
 ): Promise<string | null> {
+  const { ListUserPoliciesCommand, GetUserPolicyCommand } = await loadIam();
   const names = await iam.send(new ListUserPoliciesCommand({ UserName: userName }));
   if (!names.PolicyNames?.includes(policyName)) return null;
   const out = await iam.send(new GetUserPolicyCommand({ UserName: userName, PolicyName: policyName }));
@@ -200,6 +193,7 @@ async function readInlinePolicy(
 
 /** The owner of `keyId` in the scope's account, or undefined when the key is not in that account. */
 async function findOwner(aws: ScopedAws, keyId: string) {
+  const { IAMClient, GetAccessKeyLastUsedCommand } = await loadIam();
   const iam = aws.client(IAMClient);
   let lastUsed: {
     UserName?: string | undefined;
@@ -242,6 +236,7 @@ function describeLastUse(
 }
 
 async function planDisable(ctx: RunContext, input: DisableKeyInput): Promise<Plan<DisableKeyData>> {
+  const { IAMClient } = await loadIam();
   refuseTemporaryKey(input.keyId);
   const owner = await findOwner(ctx.aws, input.keyId);
   if (!owner) {
@@ -334,6 +329,7 @@ async function executeDisable(
   ctx: RunContext,
   plan: Plan<DisableKeyData>,
 ): Promise<Outcome<DisableKeyResult>> {
+  const { IAMClient, UpdateAccessKeyCommand, PutUserPolicyCommand } = await loadIam();
   const { keyId, userName, policyName, statusBefore } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const failures: string[] = [];
@@ -420,6 +416,7 @@ async function verifyDisable(
   plan: Plan<DisableKeyData>,
   result: Outcome<DisableKeyResult>,
 ): Promise<Outcome> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -447,6 +444,7 @@ async function planUndo(
   ctx: RunContext,
   original: { plan: Plan<DisableKeyData>; result: Outcome<DisableKeyResult> },
 ): Promise<Plan<UndoData>> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName, priorPolicy } = original.plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -501,6 +499,8 @@ async function planUndo(
 }
 
 async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome<UndoResult>> {
+  const { IAMClient, UpdateAccessKeyCommand, DeleteUserPolicyCommand, PutUserPolicyCommand } =
+    await loadIam();
   const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [update, policy] = await Promise.allSettled([
@@ -548,6 +548,7 @@ async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outco
 }
 
 async function verifyUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outcome> {
+  const { IAMClient } = await loadIam();
   const { keyId, userName, policyName, reactivate, policyAction, priorPolicy } = plan.data;
   const iam = ctx.aws.client(IAMClient);
   const [key, policy] = await Promise.all([
@@ -589,6 +590,15 @@ const EVIDENCE_MAX_EVENTS = 250;
  */
 async function captureKeyEvidence(ctx: RunContext, plan: Plan<DisableKeyData>): Promise<EvidenceDocument> {
   const { keyId, userName } = plan.data;
+  const {
+    IAMClient,
+    ListAccessKeysCommand,
+    GetAccessKeyLastUsedCommand,
+    ListAttachedUserPoliciesCommand,
+    ListUserPoliciesCommand,
+    ListGroupsForUserCommand,
+  } = await loadIam();
+  const { CloudTrailClient, LookupEventsCommand } = await import('@aws-sdk/client-cloudtrail');
   const iam = ctx.aws.client(IAMClient);
   const trail = ctx.aws.client(CloudTrailClient);
   const until = ctx.now();
@@ -793,6 +803,7 @@ export const disableKey = defineRunbook({
   locateAccount: locateKeyAccount,
   plan: planDisable,
   async recheck(ctx, plan) {
+    const { IAMClient } = await loadIam();
     // Only what the decision rests on, read in one round trip: the key's owner and status, and the policy.
     const iam = ctx.aws.client(IAMClient);
     const { keyId, userName, policyName } = plan.data;

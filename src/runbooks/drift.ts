@@ -7,27 +7,19 @@
  * Read-only: it changes no resource (a drift detection only records what CloudFormation found).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
+import type {
   CloudFormationClient,
-  DescribeStackDriftDetectionStatusCommand,
-  type DescribeStackDriftDetectionStatusOutput,
-  DescribeStackResourceDriftsCommand,
-  DetectStackDriftCommand,
-  ListStacksCommand,
-  type StackResourceDrift,
-  type StackStatus,
+  DescribeStackDriftDetectionStatusOutput,
+  StackResourceDrift,
+  StackStatus,
 } from '@aws-sdk/client-cloudformation';
-import {
-  DescribeFlowLogsCommand,
-  DescribeNetworkAclsCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeVpcsCommand,
+import type {
   EC2Client,
-  type FlowLog,
-  type IpPermission,
-  type NetworkAcl,
-  type NetworkAclEntry,
-  type SecurityGroup,
+  FlowLog,
+  IpPermission,
+  NetworkAcl,
+  NetworkAclEntry,
+  SecurityGroup,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import { AwsCallFailedError, AwsResourceNotFoundError, QuellError } from '../errors.ts';
@@ -43,6 +35,12 @@ import {
   type RunContext,
   readConfig,
 } from './define-runbook.ts';
+
+/** The EC2 SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadEc2 = () => import('@aws-sdk/client-ec2');
+
+/** The CloudFormation SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadCloudFormation = () => import('@aws-sdk/client-cloudformation');
 
 const USAGE = 'drift <stack-name>|all|vpc-0abc… [account=prod] [region=eu-west-1]';
 
@@ -179,6 +177,7 @@ export async function detectStackDrift(
   stack: string,
   signal: AbortSignal,
 ): Promise<StackDrift> {
+  const { DetectStackDriftCommand } = await loadCloudFormation();
   let detectionId: string | undefined;
   try {
     detectionId = (await cf.send(new DetectStackDriftCommand({ StackName: stack }), { abortSignal: signal }))
@@ -214,6 +213,7 @@ async function pollDetection(
   id: string,
   signal: AbortSignal,
 ): Promise<DescribeStackDriftDetectionStatusOutput | undefined> {
+  const { DescribeStackDriftDetectionStatusCommand } = await loadCloudFormation();
   const deadline = Date.now() + DRIFT_LIMITS.pollTimeoutMs;
   let delay = DRIFT_LIMITS.firstPollMs;
   for (;;) {
@@ -235,6 +235,7 @@ async function listResourceDrifts(
   stack: string,
   signal: AbortSignal,
 ): Promise<ResourceDrift[]> {
+  const { DescribeStackResourceDriftsCommand } = await loadCloudFormation();
   const drifts: ResourceDrift[] = [];
   let token: string | undefined;
   do {
@@ -272,6 +273,7 @@ function toResourceDrift(d: StackResourceDrift): ResourceDrift {
 
 /** The names of every stack drift detection can check, oldest API first (ListStacks pages). */
 export async function listCheckableStacks(cf: CloudFormationClient, signal: AbortSignal): Promise<string[]> {
+  const { ListStacksCommand } = await loadCloudFormation();
   const names: string[] = [];
   let token: string | undefined;
   do {
@@ -567,6 +569,12 @@ export async function checkNetworkPosture(
   allowed: readonly number[],
   signal: AbortSignal,
 ): Promise<{ vpcIds: string[]; findings: PostureFinding[] }> {
+  const {
+    DescribeVpcsCommand,
+    DescribeSecurityGroupsCommand,
+    DescribeNetworkAclsCommand,
+    DescribeFlowLogsCommand,
+  } = await loadEc2();
   const filters = vpcId ? [{ Name: 'vpc-id', Values: [vpcId] }] : undefined;
   const opts = { abortSignal: signal };
   const [vpcs, groups, acls] = await Promise.all([
@@ -847,15 +855,22 @@ async function planDrift(ctx: RunContext, input: DriftInput): Promise<Plan<Drift
 
 async function executeDrift(ctx: RunContext, plan: Plan<DriftData>): Promise<Outcome> {
   const { target, allowedPorts } = plan.data;
+  // A VPC-only check never loads the CloudFormation SDK.
+  const [cloudFormation, { EC2Client }] = await Promise.all([
+    target.kind === 'vpc' ? undefined : loadCloudFormation(),
+    loadEc2(),
+  ]);
   const [stackResult, posture] = await Promise.all([
-    target.kind === 'vpc'
+    target.kind === 'vpc' || !cloudFormation
       ? Promise.resolve(null)
       : target.kind === 'all'
-        ? detectAllStacks(ctx.aws.client(CloudFormationClient), ctx.signal)
-        : detectStackDrift(ctx.aws.client(CloudFormationClient), target.name, ctx.signal).then((s) => ({
-            stacks: [s],
-            skipped: 0,
-          })),
+        ? detectAllStacks(ctx.aws.client(cloudFormation.CloudFormationClient), ctx.signal)
+        : detectStackDrift(ctx.aws.client(cloudFormation.CloudFormationClient), target.name, ctx.signal).then(
+            (s) => ({
+              stacks: [s],
+              skipped: 0,
+            }),
+          ),
     checkNetworkPosture(
       ctx.aws.client(EC2Client),
       target.kind === 'vpc' ? target.vpcId : undefined,

@@ -8,23 +8,7 @@
  * (1, skipped when one is reused), write its rules (1, all in parallel), move every subnet (1, all in
  * parallel, paced by the EC2 rate limiter), verify (1) — independent of the number of subnets.
  */
-import {
-  CreateNetworkAclCommand,
-  CreateNetworkAclEntryCommand,
-  DeleteNetworkAclCommand,
-  DescribeFlowLogsCommand,
-  DescribeVpcsCommand,
-  EC2Client,
-  type NetworkAcl,
-  type NetworkAclEntry,
-  paginateDescribeInstances,
-  paginateDescribeNetworkAcls,
-  paginateDescribeNetworkInterfaces,
-  paginateDescribeSecurityGroups,
-  paginateDescribeSubnets,
-  ReplaceNetworkAclAssociationCommand,
-  type Tag,
-} from '@aws-sdk/client-ec2';
+import type { EC2Client, NetworkAcl, NetworkAclEntry, Tag } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import type { PolicyConditions, SessionGrant, SessionTarget } from '../aws/build-session-policy.ts';
 import type { RateLimit } from '../aws/rate-limits.ts';
@@ -53,6 +37,9 @@ import {
 } from './define-runbook.ts';
 import { ForensicCidrSchema, parseCidr } from './parse-cidr.ts';
 import { typedLedger } from './run-ledger.ts';
+
+/** The EC2 SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadEc2 = () => import('@aws-sdk/client-ec2');
 
 /** VPC ids: `vpc-` and 8 (older) or 17 hexadecimal digits. */
 export const VpcIdSchema = z
@@ -287,6 +274,7 @@ async function settleSavedAcls(ctx: RunContext, vpcId: string, changes: AclState
 
 /** Every network ACL of the VPC, with its rules, tags and subnet associations. */
 export async function listVpcAcls(ec2: EC2Client, vpcId: string): Promise<NetworkAcl[]> {
+  const { paginateDescribeNetworkAcls } = await loadEc2();
   const acls: NetworkAcl[] = [];
   for await (const page of paginateDescribeNetworkAcls(
     { client: ec2 },
@@ -431,12 +419,14 @@ function findReusableAcl(
 }
 
 async function describeVpc(ec2: EC2Client, vpcId: string) {
+  const { DescribeVpcsCommand } = await loadEc2();
   // A filter instead of VpcIds: an unknown id then reads as "no VPC" rather than an error.
   const out = await ec2.send(new DescribeVpcsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }] }));
   return out.Vpcs?.[0];
 }
 
 async function listSubnets(ec2: EC2Client, vpcId: string) {
+  const { paginateDescribeSubnets } = await loadEc2();
   const subnets = [];
   for await (const page of paginateDescribeSubnets(
     { client: ec2 },
@@ -448,6 +438,7 @@ async function listSubnets(ec2: EC2Client, vpcId: string) {
 }
 
 async function listInstances(ec2: EC2Client, vpcId: string) {
+  const { paginateDescribeInstances } = await loadEc2();
   const instances: { id: string; subnetId: string | undefined }[] = [];
   for await (const page of paginateDescribeInstances(
     { client: ec2 },
@@ -467,6 +458,7 @@ async function listInstances(ec2: EC2Client, vpcId: string) {
 }
 
 async function listNetworkInterfaces(ec2: EC2Client, vpcId: string) {
+  const { paginateDescribeNetworkInterfaces } = await loadEc2();
   const enis: { id: string; subnetId: string | undefined; type: string | undefined }[] = [];
   for await (const page of paginateDescribeNetworkInterfaces(
     { client: ec2 },
@@ -481,6 +473,7 @@ async function listNetworkInterfaces(ec2: EC2Client, vpcId: string) {
 }
 
 async function planIsolate(ctx: RunContext, input: IsolateVpcInput): Promise<Plan<IsolateData>> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, allow } = input;
   // Everything the plan needs, read in one parallel wave.
@@ -649,6 +642,7 @@ async function planIsolate(ctx: RunContext, input: IsolateVpcInput): Promise<Pla
 }
 
 async function recheckIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise<Json> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, allow } = plan.data;
   const [acls, own] = await Promise.all([
@@ -666,6 +660,7 @@ async function recheckIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise
  * are kept as the API returned them.
  */
 async function captureVpcEvidence(ctx: RunContext, plan: Plan<IsolateData>): Promise<EvidenceDocument> {
+  const { EC2Client, paginateDescribeSecurityGroups, DescribeFlowLogsCommand } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId } = plan.data;
   const filter = [{ Name: 'vpc-id', Values: [vpcId] }];
@@ -707,6 +702,12 @@ function toJson(value: unknown): Json {
 }
 
 async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise<Outcome<IsolateResult>> {
+  const {
+    EC2Client,
+    CreateNetworkAclCommand,
+    CreateNetworkAclEntryCommand,
+    ReplaceNetworkAclAssociationCommand,
+  } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, allow, reuseAclId, moves } = plan.data;
   const acls = await aclsForExecute(ctx, ec2, vpcId);
@@ -894,6 +895,7 @@ async function verifyIsolate(
   plan: Plan<IsolateData>,
   result: Outcome<IsolateResult>,
 ): Promise<Outcome> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, allow } = plan.data;
   const quarantineAclId = result.data.quarantineAclId;
@@ -952,6 +954,7 @@ export type RestoreResult = {
 
 /** Plans putting every subnet quell isolated in the VPC back on the ACL it had before. */
 export async function planRestore(ctx: RunContext, vpcId: string): Promise<Plan<RestoreData>> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const [rows, acls] = await Promise.all([
     listSavedAcls(ctx.ledger, { accountId: ctx.account.id, region: ctx.region, vpcId }),
@@ -1061,6 +1064,7 @@ export async function planRestore(ctx: RunContext, vpcId: string): Promise<Plan<
 
 /** Re-reads the associations; a subnet already put back by an earlier attempt counts as unchanged. */
 export async function recheckRestore(ctx: RunContext, plan: Plan<RestoreData>): Promise<Json> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const acls = await listVpcAcls(ec2, plan.data.vpcId);
   rechecked.set(ctx, acls);
@@ -1078,6 +1082,7 @@ export async function executeRestore(
   ctx: RunContext,
   plan: Plan<RestoreData>,
 ): Promise<Outcome<RestoreResult>> {
+  const { EC2Client, ReplaceNetworkAclAssociationCommand, DeleteNetworkAclCommand } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { vpcId, moves, deleteAclIds, settle } = plan.data;
   const acls = await aclsForExecute(ctx, ec2, vpcId);
@@ -1162,6 +1167,7 @@ export async function verifyRestore(
   plan: Plan<RestoreData>,
   result: Outcome<RestoreResult>,
 ): Promise<Outcome> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const acls = await listVpcAcls(ec2, plan.data.vpcId);
   const current = associationsOf(acls);

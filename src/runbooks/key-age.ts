@@ -6,13 +6,7 @@
  * fatal); its findings, stored with the run, are what the buttons on its message refer to.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  GenerateCredentialReportCommand,
-  GetCredentialReportCommand,
-  IAMClient,
-  ListAccessKeysCommand,
-  ListUserTagsCommand,
-} from '@aws-sdk/client-iam';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
@@ -28,6 +22,9 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import { type CredentialReportRow, parseCredentialReport } from './parse-credential-report.ts';
+
+/** The IAM SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadIam = () => import('@aws-sdk/client-iam');
 
 const DAY_MS = 86_400_000;
 
@@ -113,6 +110,7 @@ export async function fetchCredentialReport(
   iam: IAMClient,
   options: FetchReportOptions,
 ): Promise<{ csv: string; generatedAt: Date | null; reused: boolean }> {
+  const { GenerateCredentialReportCommand } = await loadIam();
   const existing = await getReport(iam, options.signal);
   if (
     existing?.generatedAt &&
@@ -146,6 +144,7 @@ async function getReport(
   iam: IAMClient,
   signal: AbortSignal | undefined,
 ): Promise<{ csv: string; generatedAt: Date | null } | undefined> {
+  const { GetCredentialReportCommand } = await loadIam();
   try {
     const out = await iam.send(new GetCredentialReportCommand({}), { abortSignal: signal });
     return {
@@ -252,6 +251,7 @@ export async function resolveKeysAndOwners(
   findings: KeyFinding[],
   signal?: AbortSignal,
 ): Promise<void> {
+  const { ListAccessKeysCommand, ListUserTagsCommand } = await loadIam();
   const users = [...new Set(findings.filter((f) => f.userName !== '<root_account>').map((f) => f.userName))];
   // A few users at a time: IAM's control plane is shared by every caller in the account.
   for (let i = 0; i < users.length; i += 5) {
@@ -302,6 +302,7 @@ export async function collectKeyAgeReport(
   limits: KeyAgeLimits,
   options: FetchReportOptions,
 ): Promise<AccountKeyAgeReport> {
+  const { IAMClient } = await loadIam();
   // IAM is global; its endpoint region depends on the partition of the account's roles.
   const iam = aws.client(IAMClient, iamRegionFor(aws.roleArn));
   const report = await fetchCredentialReport(iam, options);

@@ -6,13 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DescribeSecretCommand,
-  type DescribeSecretResponse,
-  paginateListSecretVersionIds,
-  RotateSecretCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import type { DescribeSecretResponse, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
 import { AwsRegionSchema } from '../config-fields.ts';
 import { AwsResourceNotFoundError, InputInvalidError, PlanRefusedError } from '../errors.ts';
@@ -29,6 +23,9 @@ import {
   type RunContext,
   type SessionGrant,
 } from './define-runbook.ts';
+
+/** The Secrets Manager SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadSecretsManager = () => import('@aws-sdk/client-secrets-manager');
 
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 const SECRET_ARN =
@@ -166,6 +163,7 @@ function describeSchedule(secret: DescribeSecretResponse): string {
 }
 
 async function describeSecret(sm: SecretsManagerClient, secretId: string, ctx: RunContext) {
+  const { DescribeSecretCommand } = await loadSecretsManager();
   try {
     return await sm.send(new DescribeSecretCommand({ SecretId: secretId }), { abortSignal: ctx.signal });
   } catch (error) {
@@ -191,6 +189,7 @@ function rotateMaterial(secret: DescribeSecretResponse): Json {
 }
 
 async function planRotate(ctx: RunContext, input: RotateSecretInput): Promise<Plan<RotateData>> {
+  const { SecretsManagerClient } = await loadSecretsManager();
   if (input.arnAccountId !== null && input.arnAccountId !== ctx.account.id) {
     throw new PlanRefusedError(
       `The ARN is in account ${input.arnAccountId}, but \`${ctx.account.alias}\` is ${ctx.account.id}. Leave out \`account=\`, or give the right one.`,
@@ -279,6 +278,7 @@ export async function followRotation(
   versionId: string,
   options: FollowOptions & { signal?: AbortSignal | undefined },
 ): Promise<{ finished: boolean; polls: number; waitedMs: number; stages: Record<string, string[]> }> {
+  const { DescribeSecretCommand } = await loadSecretsManager();
   const started = Date.now();
   let delay = options.firstPollMs;
   let polls = 0;
@@ -299,6 +299,7 @@ export async function followRotation(
 
 /** Every version with its stages and dates, for the report of a stuck rotation. */
 async function listVersions(sm: SecretsManagerClient, arn: string): Promise<string[]> {
+  const { paginateListSecretVersionIds } = await loadSecretsManager();
   const lines: string[] = [];
   for await (const page of paginateListSecretVersionIds({ client: sm }, { SecretId: arn })) {
     for (const v of page.Versions ?? []) {
@@ -312,6 +313,7 @@ async function listVersions(sm: SecretsManagerClient, arn: string): Promise<stri
 
 function createExecute(follow: FollowOptions) {
   return async (ctx: RunContext, plan: Plan<RotateData>): Promise<Outcome<RotateResult>> => {
+    const { SecretsManagerClient, RotateSecretCommand } = await loadSecretsManager();
     const { arn, name, currentVersionId } = plan.data;
     const sm = ctx.aws.client(SecretsManagerClient);
     const token = rotationToken(ctx.runId);
@@ -359,6 +361,7 @@ async function verifyRotate(
   plan: Plan<RotateData>,
   result: Outcome<RotateResult>,
 ): Promise<Outcome> {
+  const { SecretsManagerClient, DescribeSecretCommand } = await loadSecretsManager();
   const sm = ctx.aws.client(SecretsManagerClient);
   const secret = await sm.send(new DescribeSecretCommand({ SecretId: plan.data.arn }), {
     abortSignal: ctx.signal,
@@ -437,6 +440,7 @@ export function createRotateSecret(follow: Partial<FollowOptions> = {}) {
     locateAccount: locateSecretAccount,
     plan: planRotate,
     async recheck(ctx, plan) {
+      const { SecretsManagerClient } = await loadSecretsManager();
       return rotateMaterial(await describeSecret(ctx.aws.client(SecretsManagerClient), plan.data.arn, ctx));
     },
     execute: createExecute(options),

@@ -5,12 +5,7 @@
  * role. The summary goes on the run's card; the full result is attached to its thread as CSV and JSON.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  type Event as CloudTrailApiEvent,
-  CloudTrailClient,
-  type LookupAttributeKey,
-  LookupEventsCommand,
-} from '@aws-sdk/client-cloudtrail';
+import type { Event as CloudTrailApiEvent, LookupAttributeKey } from '@aws-sdk/client-cloudtrail';
 import { z } from 'zod';
 import { AwsRegionSchema } from '../config-fields.ts';
 import { AwsThrottledError, InputInvalidError, QuellError } from '../errors.ts';
@@ -24,6 +19,9 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import { AccessKeyIdSchema } from './disable-key.ts';
+
+/** The CloudTrail SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadCloudTrail = () => import('@aws-sdk/client-cloudtrail');
 
 /** How far back CloudTrail's event history goes. */
 export const MAX_LOOKBACK_MS = 90 * 86_400_000;
@@ -347,6 +345,7 @@ async function lookupRegion(
   events: TrailEvent[],
   stats: RegionLookup,
 ): Promise<void> {
+  const { CloudTrailClient, LookupEventsCommand } = await loadCloudTrail();
   const client = ctx.aws.client(CloudTrailClient, region);
   let token: string | undefined;
   do {

@@ -23,6 +23,7 @@ import { SecretMissingError } from '../../src/errors.ts';
 import { createLogger } from '../../src/logger.ts';
 import { openStore } from '../../src/open-store.ts';
 import { PostgresStore } from '../../src/store/postgres-store.ts';
+import { startFakeSlack } from '../support/fake-slack.ts';
 import { freePort } from '../support/free-port.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { SIGNING_SECRET } from '../support/slack-requests.ts';
@@ -171,10 +172,13 @@ describe('PGPASSWORD_SECRET_ARN: the database password comes from Secrets Manage
       ].join('\n'),
     );
     const port = await freePort();
+    // The bot checks its token with Slack's auth.test before it starts.
+    const slack = await startFakeSlack();
     const env = {
       PATH: process.env.PATH ?? '',
       HOME: dir,
       QUELL_CONFIG: config,
+      SLACK_API_URL: slack.apiUrl,
       QUELL_LOG_LEVEL: 'debug',
       PORT: String(port),
       AWS_ENDPOINT_URL: inject('motoUrl'),
@@ -210,6 +214,7 @@ describe('PGPASSWORD_SECRET_ARN: the database password comes from Secrets Manage
     } finally {
       clearTimeout(timer);
       child.kill('SIGKILL');
+      await slack.close();
     }
     expect(output).toContain('quell started');
     for (const secret of [password, BOT_TOKEN, SIGNING_SECRET]) expect(output).not.toContain(secret);

@@ -1,0 +1,317 @@
+/**
+ * The memory benchmark (issue 11.4). Run it with `node bench/memory.ts [--n 200] [--idle-ms 10000]`.
+ *
+ * Starts the bot as a user does (`./run start` runs `node src/main.ts`): a child process in HTTP mode
+ * with SQLite in a temporary directory, one moto account reached through assumed roles, a channel that
+ * allows disable-key, and a local fake Slack Web API on 127.0.0.1 (SLACK_API_URL). For each variant it
+ * prints the resident set (VmRSS) once startup has settled (`--idle-ms` after /healthz first answers),
+ * then sends `--n` concurrent signed `/quell disable-key …` commands (one user each, from a worker
+ * thread) and waits until every run has planned and posted its approval card; it prints the peak
+ * resident set of the whole life of the process (VmHWM, kept by the kernel) and the RSS once the runs
+ * settled. Goals: idle under 150 MB, peak under 250 MB.
+ *
+ * Variants, in the same run on the same machine:
+ *   before  the bot with every AWS SDK client package imported at start (bench/preload-sdk-clients.ts),
+ *           as it was while runbooks imported their clients statically;
+ *   after   the bot as it is: each SDK client package is loaded by the first run that needs it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { accountConfig, createUserWithKey, randomAccountId } from '../tests/support/aws-fixtures.ts';
+import { type FakeSlack, startFakeSlack } from '../tests/support/fake-slack.ts';
+import { freePort } from '../tests/support/free-port.ts';
+import { SIGNING_SECRET, slashCommand } from '../tests/support/slack-requests.ts';
+import type { BurstRequest, BurstResult } from './load-client.ts';
+import { type Moto, startMoto } from './start-moto.ts';
+
+const USAGE = `usage: node bench/memory.ts [--n 200] [--idle-ms 10000]
+  --n        concurrent slash commands in the burst (default 200)
+  --idle-ms  how long after /healthz first answers the idle RSS is read (default 10000)`;
+
+const BOT_TOKEN = 'xoxb-000000000000-111111111111-benchbottokenvalue0';
+const CHANNEL = 'C0INCIDENT';
+const GOAL_IDLE_MB = 150;
+const GOAL_PEAK_MB = 250;
+const SETTLE_TIMEOUT_MS = 300_000;
+const QUIET_MS = 15_000;
+
+interface Variant {
+  name: 'before' | 'after';
+  what: string;
+  nodeArgs: string[];
+}
+
+const VARIANTS: Variant[] = [
+  {
+    name: 'before',
+    what: 'every SDK client imported at start',
+    nodeArgs: ['--import', './bench/preload-sdk-clients.ts'],
+  },
+  { name: 'after', what: 'SDK clients loaded on first use', nodeArgs: [] },
+];
+
+interface Figures {
+  idleMb: number;
+  peakMb: number;
+  settledMb: number;
+  cards: number;
+  burstMs: number;
+  settleMs: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** VmRSS and VmHWM of a process, in MB. */
+function memoryOf(pid: number): { rssMb: number; peakMb: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+}
+
+/** Polls until `check` returns a value, or rejects after `timeoutMs`. */
+async function waitUntil<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string,
+) {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (performance.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+function readOptions() {
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string', default: '200' },
+      'idle-ms': { type: 'string', default: '10000' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return undefined;
+  const n = Number(values.n);
+  const idleMs = Number(values['idle-ms']);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer\n${USAGE}`);
+  if (!Number.isInteger(idleMs) || idleMs < 0) throw new Error(`--idle-ms must be an integer ≥ 0\n${USAGE}`);
+  return { n, idleMs };
+}
+
+/** Sends one burst of signed commands from a worker thread (bench/load-client.ts). */
+async function sendBurst(baseUrl: string, bodies: string[]): Promise<BurstResult> {
+  const worker = new Worker(new URL('./load-client.ts', import.meta.url));
+  try {
+    return await new Promise<BurstResult>((resolve, reject) => {
+      worker.once('message', (message: BurstResult | { error: string }) =>
+        'error' in message ? reject(new Error(`load client: ${message.error}`)) : resolve(message),
+      );
+      worker.once('error', reject);
+      worker.postMessage({ id: 1, baseUrl, bodies } satisfies BurstRequest);
+    });
+  } finally {
+    await worker.terminate();
+  }
+}
+
+async function measureVariant(
+  variant: Variant,
+  deps: { moto: Moto; slack: FakeSlack; accountId: string; keyId: string; n: number; idleMs: number },
+): Promise<Figures> {
+  const { slack, n, idleMs } = deps;
+  const dir = mkdtempSync(join(tmpdir(), 'quell-bench-memory-'));
+  const configPath = join(dir, 'quell.yaml');
+  const account = accountConfig('prod', deps.accountId);
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      slack: { mode: 'http', command: '/quell' },
+      aws: { region: 'us-east-1' },
+      accounts: [account],
+      approvals: { approvers: ['U0LEAD1', 'U0LEAD2'], runbooks: { 'disable-key': { required: 1 } } },
+      channels: { [CHANNEL]: { runbooks: ['disable-key'], accounts: ['prod'] } },
+      storage: { url: `sqlite:${join(dir, 'quell.db')}` },
+    }),
+  );
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [...variant.nodeArgs, 'src/main.ts'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: dir,
+      QUELL_CONFIG: configPath,
+      QUELL_LOG_LEVEL: 'warn',
+      SLACK_BOT_TOKEN: BOT_TOKEN,
+      SLACK_SIGNING_SECRET: SIGNING_SECRET,
+      SLACK_API_URL: slack.apiUrl,
+      PORT: String(port),
+      AWS_ENDPOINT_URL: deps.moto.url,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${variant.name}: the bot did not start`);
+  try {
+    const baseUrl = `http://127.0.0.1:${port}`;
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${variant.name}: the bot exited: ${stderr}`);
+        try {
+          return (await fetch(`${baseUrl}/healthz`)).status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      30_000,
+      `${variant.name}: /healthz`,
+    );
+    await sleep(idleMs);
+    const idle = memoryOf(pid);
+
+    const cardsBefore = slack.callsOf('chat.postMessage').length;
+    const bodies = Array.from({ length: n }, (_, i) => {
+      const user = `UM${variant.name.toUpperCase()}${String(i).padStart(5, '0')}`;
+      return slashCommand({
+        text: `disable-key ${deps.keyId} reason="memory bench"`,
+        user,
+        channel: CHANNEL,
+        responseUrl: `${slack.url}/response/${user}`,
+      });
+    });
+    const burst = await sendBurst(baseUrl, bodies);
+    const bad = burst.statuses.filter((s) => s !== 200).length;
+    if (bad > 0) throw new Error(`${variant.name}: ${bad} of ${n} commands were not acked with 200`);
+    const settleStarted = performance.now();
+    // Settled: every card posted, or no Slack call for QUIET_MS (a run whose plan failed posts no card).
+    let lastCalls = -1;
+    let lastChange = performance.now();
+    await waitUntil(
+      () => {
+        const calls = slack.calls.length + slack.responses.length;
+        if (calls !== lastCalls) {
+          lastCalls = calls;
+          lastChange = performance.now();
+        }
+        const cards = slack.callsOf('chat.postMessage').length - cardsBefore;
+        return cards >= n || performance.now() - lastChange > QUIET_MS ? true : undefined;
+      },
+      SETTLE_TIMEOUT_MS,
+      `${variant.name}: the runs settling`,
+    );
+    const settleMs = performance.now() - settleStarted;
+    await sleep(1_000);
+    const settled = memoryOf(pid);
+    return {
+      idleMb: idle.rssMb,
+      peakMb: settled.peakMb,
+      settledMb: settled.rssMb,
+      cards: slack.callsOf('chat.postMessage').length - cardsBefore,
+      burstMs: burst.endedAt - burst.startedAt,
+      settleMs,
+    };
+  } finally {
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const options = readOptions();
+  if (!options) {
+    console.log(USAGE);
+    return;
+  }
+  const started = performance.now();
+  console.log(
+    `quell memory benchmark: node src/main.ts (what ./run start runs), HTTP mode, SQLite; idle RSS ${options.idleMs / 1000} s after /healthz, then ${options.n} concurrent commands; node ${process.version}, load average ${loadavg()[0]?.toFixed(2)}`,
+  );
+  const cleanups: (() => unknown)[] = [];
+  try {
+    const moto = await startMoto();
+    cleanups.push(() => moto.stop());
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL: moto.url,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    const slack = await startFakeSlack();
+    cleanups.push(() => slack.close());
+    const accountId = randomAccountId();
+    // An administrator of the account in moto (tests/support/aws-fixtures.ts's adminIam needs vitest).
+    const sts = new STSClient({ region: 'us-east-1', endpoint: moto.url });
+    const { Credentials: admin } = await sts.send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${accountId}:role/admin`,
+        RoleSessionName: 'bench-admin',
+      }),
+    );
+    sts.destroy();
+    if (!admin?.AccessKeyId || !admin.SecretAccessKey) throw new Error('moto gave no credentials');
+    const iam = new IAMClient({
+      region: 'us-east-1',
+      credentials: {
+        accessKeyId: admin.AccessKeyId,
+        secretAccessKey: admin.SecretAccessKey,
+        sessionToken: admin.SessionToken,
+      },
+    });
+    cleanups.push(() => iam.destroy());
+    const keyId = await createUserWithKey(iam, 'bench-memory-target');
+
+    const results = new Map<string, Figures>();
+    for (const variant of VARIANTS) {
+      const figures = await measureVariant(variant, { moto, slack, accountId, keyId, ...options });
+      results.set(variant.name, figures);
+      console.log(
+        `  ${variant.name.padEnd(6)} (${variant.what}): idle ${figures.idleMb.toFixed(1)} MB, peak ${figures.peakMb.toFixed(1)} MB, after the runs ${figures.settledMb.toFixed(1)} MB; ${figures.cards} cards, burst ${figures.burstMs.toFixed(0)} ms, planned in ${(figures.settleMs / 1000).toFixed(1)} s`,
+      );
+    }
+    const before = results.get('before');
+    const after = results.get('after');
+    if (before && after) {
+      console.log('');
+      console.log('| | before | after | goal |');
+      console.log('|---|---|---|---|');
+      console.log(
+        `| idle RSS | ${before.idleMb.toFixed(1)} MB | ${after.idleMb.toFixed(1)} MB | < ${GOAL_IDLE_MB} MB: ${after.idleMb < GOAL_IDLE_MB ? 'met' : 'NOT met'} |`,
+      );
+      console.log(
+        `| peak RSS, ${options.n} concurrent commands | ${before.peakMb.toFixed(1)} MB | ${after.peakMb.toFixed(1)} MB | < ${GOAL_PEAK_MB} MB: ${after.peakMb < GOAL_PEAK_MB ? 'met' : 'NOT met'} |`,
+      );
+    }
+    console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    for (const cleanup of cleanups.reverse())
+      await Promise.resolve()
+        .then(cleanup)
+        .catch(() => undefined);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
