@@ -227,7 +227,7 @@ async function measure(
   slack.groups.set('S0SECLEADS', ['U0LEAD3']);
 
   const accountId = randomAccountId();
-  const iam: IAMClient = await adminIam(accountId);
+  const iam: IAMClient = await adminIam(accountId, moto.url);
   onCleanup('admin IAM client', () => iam.destroy());
   const keyId = await createUserWithKey(iam, 'bench-target');
 

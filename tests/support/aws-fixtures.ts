@@ -31,9 +31,12 @@ export function accountConfig(alias: string, id: string) {
   };
 }
 
-/** Administrator credentials for `accountId` in moto (moto keeps each account's resources apart). */
-export async function adminCredentials(accountId: string) {
-  const sts = new STSClient({ region: 'us-east-1', endpoint: inject('motoUrl') });
+/**
+ * Administrator credentials for `accountId` in moto (moto keeps each account's resources apart). Tests
+ * get moto's URL from vitest; benchmarks, which run outside vitest, pass the moto they started.
+ */
+export async function adminCredentials(accountId: string, motoUrl: string = inject('motoUrl')) {
+  const sts = new STSClient({ region: 'us-east-1', endpoint: motoUrl });
   const out = await sts.send(
     new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/admin`, RoleSessionName: 'test-admin' }),
   );
@@ -44,8 +47,9 @@ export async function adminCredentials(accountId: string) {
 }
 
 /** An IAM client acting as an administrator of `accountId` in moto. */
-export async function adminIam(accountId: string): Promise<IAMClient> {
-  return new IAMClient({ region: 'us-east-1', credentials: await adminCredentials(accountId) });
+export async function adminIam(accountId: string, motoUrl?: string): Promise<IAMClient> {
+  const credentials = await (motoUrl ? adminCredentials(accountId, motoUrl) : adminCredentials(accountId));
+  return new IAMClient({ region: 'us-east-1', credentials });
 }
 
 /** Creates a user with one access key; returns the key id. */
