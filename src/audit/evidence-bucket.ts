@@ -4,9 +4,11 @@
  * destroyed after it: writes are rare (one per containment run or case export), and no connection is
  * left open to keep a CLI process alive.
  */
-import { S3Client } from '@aws-sdk/client-s3';
 import type { EvidenceConfig } from '../config.ts';
 import { putLockedObject } from './put-locked-object.ts';
+
+/** The S3 SDK, loaded by the first evidence write rather than when quell starts (docs/benchmarks.md, memory). */
+const loadS3 = () => import('@aws-sdk/client-s3');
 
 /** Where one object was kept. */
 export interface StoredEvidence {
@@ -37,6 +39,7 @@ export function createEvidenceBucket(
     async put(name, body, contentType) {
       const key = `${settings.prefix}${name}`;
       const retainUntil = new Date(now() + settings.retentionDays * 86_400_000);
+      const { S3Client } = await loadS3();
       const s3 = new S3Client({ region, maxAttempts: 5 });
       try {
         const { versionId } = await putLockedObject(s3, {

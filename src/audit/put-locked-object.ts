@@ -3,7 +3,10 @@
  * compliance mode. Shared by the audit checkpoints and the evidence bucket.
  */
 import { createHash } from 'node:crypto';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+
+/** The S3 SDK, loaded by the first write rather than when quell starts (docs/benchmarks.md, memory). */
+const loadS3 = () => import('@aws-sdk/client-s3');
 
 /** Content-MD5 of an object body, which S3 requires (or a flexible checksum) for Object Lock uploads. */
 export function contentMd5(body: string): string {
@@ -25,6 +28,7 @@ export async function putLockedObject(
   s3: S3Client,
   object: LockedObject,
 ): Promise<{ versionId: string | null }> {
+  const { PutObjectCommand } = await loadS3();
   // Object Lock uploads need Content-MD5 or a flexible checksum:
   // https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
   const out = await s3.send(

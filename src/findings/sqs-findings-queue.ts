@@ -3,14 +3,11 @@
  * someone clicks). Long polling (`WaitTimeSeconds`), at most 10 messages a time; a message stays
  * invisible for `visibilitySeconds` after it is received, and comes back if quell does not delete it.
  */
-import {
-  DeleteMessageCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FindingsConfig } from '../config.ts';
+
+/** The SQS SDK, loaded by the queue's first call rather than when quell starts (docs/benchmarks.md, memory). */
+const loadSqs = () => import('@aws-sdk/client-sqs');
 
 /** One received message. */
 export interface QueueMessage {
@@ -35,9 +32,19 @@ export interface FindingsQueue {
 
 /** The SQS queue (and dead-letter queue) of the `findings` configuration. */
 export function createSqsFindingsQueue(config: FindingsConfig): FindingsQueue {
-  const sqs = new SQSClient({ region: config.region, maxAttempts: 3 });
+  // The SDK and the client, made once by the first call that needs them.
+  let client: Promise<{ sdk: Awaited<ReturnType<typeof loadSqs>>; sqs: SQSClient }> | undefined;
+  const sqsClient = () =>
+    (client ??= loadSqs().then((sdk) => ({
+      sdk,
+      sqs: new sdk.SQSClient({ region: config.region, maxAttempts: 3 }),
+    })));
   return {
     async receive(signal) {
+      const {
+        sdk: { ReceiveMessageCommand },
+        sqs,
+      } = await sqsClient();
       const out = await sqs.send(
         new ReceiveMessageCommand({
           QueueUrl: config.queueUrl,
@@ -62,12 +69,20 @@ export function createSqsFindingsQueue(config: FindingsConfig): FindingsQueue {
       );
     },
     async delete(message) {
+      const {
+        sdk: { DeleteMessageCommand },
+        sqs,
+      } = await sqsClient();
       await sqs.send(
         new DeleteMessageCommand({ QueueUrl: config.queueUrl, ReceiptHandle: message.receiptHandle }),
       );
     },
     async deadLetter(message, reason) {
       if (!config.dlqUrl) throw new Error('no dead-letter queue is configured (findings.dlqUrl)');
+      const {
+        sdk: { SendMessageCommand },
+        sqs,
+      } = await sqsClient();
       await sqs.send(
         new SendMessageCommand({
           QueueUrl: config.dlqUrl,
@@ -80,13 +95,21 @@ export function createSqsFindingsQueue(config: FindingsConfig): FindingsQueue {
       );
     },
     async redrivePolicy() {
+      const {
+        sdk: { GetQueueAttributesCommand },
+        sqs,
+      } = await sqsClient();
       const out = await sqs.send(
         new GetQueueAttributesCommand({ QueueUrl: config.queueUrl, AttributeNames: ['RedrivePolicy'] }),
       );
       return out.Attributes?.RedrivePolicy ?? null;
     },
     destroy() {
-      sqs.destroy();
+      // Only a client that was made (or is being made) has connections to close.
+      void client?.then(
+        ({ sqs }) => sqs.destroy(),
+        () => undefined,
+      );
     },
   };
 }

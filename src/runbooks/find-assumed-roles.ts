@@ -5,10 +5,12 @@
  * Bounded in pages and time, and never fatal: a CloudTrail that is denied, slow or absent is reported as
  * such, and then nothing is offered.
  */
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { QuellError } from '../errors.ts';
 import type { RunContext } from './define-runbook.ts';
 import { parseRoleArn } from './revoke-role-sessions.ts';
+
+/** The CloudTrail SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadCloudTrail = () => import('@aws-sdk/client-cloudtrail');
 
 /** One role the key assumed. */
 export type AssumedRole = {
@@ -77,6 +79,7 @@ export async function findAssumedRoles(
   const seen = new Map<string, AssumedRole>();
   const failed: AssumedRoles['failed'] = [];
   const truncated: string[] = [];
+  const { CloudTrailClient, LookupEventsCommand } = await loadCloudTrail();
   await Promise.all(
     regions.map(async (region) => {
       const cloudTrail = ctx.aws.client(CloudTrailClient, region);

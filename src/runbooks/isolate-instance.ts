@@ -13,31 +13,13 @@
  * verify (1).
  */
 import { createHash } from 'node:crypto';
-import {
-  AssociateIamInstanceProfileCommand,
-  CreateSecurityGroupCommand,
-  CreateSnapshotCommand,
-  CreateTagsCommand,
-  DeleteSecurityGroupCommand,
-  DeleteTagsCommand,
-  DescribeIamInstanceProfileAssociationsCommand,
-  DescribeInstancesCommand,
-  DescribeSecurityGroupRulesCommand,
-  DescribeSnapshotsCommand,
-  DisassociateIamInstanceProfileCommand,
+import type {
   EC2Client,
-  GetConsoleOutputCommand,
-  type IamInstanceProfileAssociation,
-  type Instance,
-  ModifyNetworkInterfaceAttributeCommand,
-  paginateDescribeNetworkInterfaces,
-  paginateDescribeSecurityGroups,
-  RevokeSecurityGroupEgressCommand,
-  type SecurityGroup,
-  type SecurityGroupRule,
-  StartInstancesCommand,
-  StopInstancesCommand,
-  type Tag,
+  IamInstanceProfileAssociation,
+  Instance,
+  SecurityGroup,
+  SecurityGroupRule,
+  Tag,
 } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import {
@@ -63,6 +45,9 @@ import {
   type RunContext,
 } from './define-runbook.ts';
 import { typedLedger } from './run-ledger.ts';
+
+/** The EC2 SDK, loaded by the first run that calls it rather than when quell starts (docs/benchmarks.md, memory). */
+const loadEc2 = () => import('@aws-sdk/client-ec2');
 
 /** Instance ids: `i-` and 8 (older) or 17 hexadecimal digits. */
 export const InstanceIdSchema = z
@@ -126,6 +111,7 @@ interface InstanceReading {
 }
 
 async function describeInstance(ec2: EC2Client, instanceId: string, signal?: AbortSignal) {
+  const { DescribeInstancesCommand } = await loadEc2();
   // A filter instead of InstanceIds: an unknown id then reads as "no instance" rather than an error.
   const out = await ec2.send(
     new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: [instanceId] }] }),
@@ -135,6 +121,7 @@ async function describeInstance(ec2: EC2Client, instanceId: string, signal?: Abo
 }
 
 async function describeProfile(ec2: EC2Client, instanceId: string, signal?: AbortSignal) {
+  const { DescribeIamInstanceProfileAssociationsCommand } = await loadEc2();
   const out = await ec2.send(
     new DescribeIamInstanceProfileAssociationsCommand({
       Filters: [{ Name: 'instance-id', Values: [instanceId] }],
@@ -147,6 +134,7 @@ async function describeProfile(ec2: EC2Client, instanceId: string, signal?: Abor
 }
 
 async function listVpcGroups(ec2: EC2Client, vpcId: string): Promise<SecurityGroup[]> {
+  const { paginateDescribeSecurityGroups } = await loadEc2();
   const groups: SecurityGroup[] = [];
   for await (const page of paginateDescribeSecurityGroups(
     { client: ec2 },
@@ -443,6 +431,7 @@ function describeGroups(ids: string[], byId: Map<string, SecurityGroup>): string
 }
 
 async function planIsolate(ctx: RunContext, input: IsolateInstanceInput): Promise<Plan<IsolateData>> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { instanceId, stop } = input;
   const reading = await readInstance(ec2, instanceId);
@@ -591,6 +580,7 @@ async function planIsolate(ctx: RunContext, input: IsolateInstanceInput): Promis
 }
 
 async function recheckIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise<Json> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { instanceId, vpcId } = plan.data;
   const [reading, own] = await Promise.all([
@@ -623,6 +613,7 @@ async function captureEvidence(
   reading: InstanceReading,
   own: SavedEntry[],
 ): Promise<{ file: OutcomeFile; summary: EvidenceSummary }> {
+  const { CreateSnapshotCommand, GetConsoleOutputCommand } = await loadEc2();
   const instance = reading.instance;
   const instanceId = instance?.InstanceId ?? '';
   const earlier = own.flatMap((e) => (e.value.kind === 'evidence' ? e.value.snapshots : []));
@@ -740,6 +731,7 @@ async function groupRules(
   groupId: string,
   signal?: AbortSignal,
 ): Promise<SecurityGroupRule[]> {
+  const { DescribeSecurityGroupRulesCommand } = await loadEc2();
   const out = await ec2.send(
     new DescribeSecurityGroupRulesCommand({ Filters: [{ Name: 'group-id', Values: [groupId] }] }),
     { abortSignal: signal },
@@ -759,6 +751,7 @@ async function ensureQuarantineGroup(
   data: IsolateData,
   reading: InstanceReading,
 ): Promise<{ groupId: string; created: boolean; problem: string | null }> {
+  const { CreateSecurityGroupCommand, RevokeSecurityGroupEgressCommand } = await loadEc2();
   const { vpcId, instanceId } = data;
   const already = enisOf(reading.instance)[0]?.groups[0];
   if (data.moves.length === 0 && already) {
@@ -815,6 +808,13 @@ async function ensureQuarantineGroup(
 }
 
 async function executeIsolate(ctx: RunContext, plan: Plan<IsolateData>): Promise<Outcome<IsolateResult>> {
+  const {
+    CreateTagsCommand,
+    DisassociateIamInstanceProfileCommand,
+    EC2Client,
+    ModifyNetworkInterfaceAttributeCommand,
+    StopInstancesCommand,
+  } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const data = plan.data;
   const { instanceId, vpcId } = data;
@@ -1082,6 +1082,7 @@ async function verifyIsolate(
   plan: Plan<IsolateData>,
   result: Outcome<IsolateResult>,
 ): Promise<Outcome> {
+  const { DescribeSnapshotsCommand, EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { instanceId, vpcId } = plan.data;
   const groupId = result.data.quarantineGroupId;
@@ -1169,6 +1170,7 @@ async function enisUsingGroups(
   ec2: EC2Client,
   groupIds: string[],
 ): Promise<{ eniId: string; groupId: string }[]> {
+  const { paginateDescribeNetworkInterfaces } = await loadEc2();
   if (groupIds.length === 0) return [];
   const out: { eniId: string; groupId: string }[] = [];
   for await (const page of paginateDescribeNetworkInterfaces(
@@ -1185,6 +1187,7 @@ async function enisUsingGroups(
 
 /** Plans putting back everything quell's isolations of the instance changed, from the ledger only. */
 export async function planRelease(ctx: RunContext, instanceId: string): Promise<Plan<ReleaseData>> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const saved = await listSaved(ctx, instanceId);
   const where = `account \`${ctx.account.alias}\` (${ctx.account.id}), ${ctx.region}`;
@@ -1364,6 +1367,7 @@ const releaseRechecked = new WeakMap<RunContext, InstanceReading>();
 
 /** Re-reads the instance; an ENI or profile already put back by an earlier attempt counts as unchanged. */
 export async function recheckRelease(ctx: RunContext, plan: Plan<ReleaseData>): Promise<Json> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { instanceId, vpcId } = plan.data;
   const reading = await readInstance(ec2, instanceId, vpcId);
@@ -1389,6 +1393,14 @@ export async function executeRelease(
   ctx: RunContext,
   plan: Plan<ReleaseData>,
 ): Promise<Outcome<ReleaseResult>> {
+  const {
+    AssociateIamInstanceProfileCommand,
+    DeleteSecurityGroupCommand,
+    DeleteTagsCommand,
+    EC2Client,
+    ModifyNetworkInterfaceAttributeCommand,
+    StartInstancesCommand,
+  } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const { instanceId, vpcId, moves, profileArn, start, untag, deleteGroupIds, settle } = plan.data;
   const seen = releaseRechecked.get(ctx);
@@ -1544,6 +1556,7 @@ export async function verifyRelease(
   plan: Plan<ReleaseData>,
   result: Outcome<ReleaseResult>,
 ): Promise<Outcome> {
+  const { EC2Client } = await loadEc2();
   const ec2 = ctx.aws.client(EC2Client);
   const reading = await readInstance(ec2, plan.data.instanceId, plan.data.vpcId);
   const current = enisOf(reading.instance);

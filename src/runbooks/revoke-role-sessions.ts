@@ -9,24 +9,8 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DeleteRolePolicyCommand,
-  GetRoleCommand,
-  GetRolePolicyCommand,
-  IAMClient,
-  ListRolePoliciesCommand,
-  PutRolePolicyCommand,
-} from '@aws-sdk/client-iam';
-import {
-  DeleteInlinePolicyFromPermissionSetCommand,
-  DescribePermissionSetCommand,
-  DescribePermissionSetProvisioningStatusCommand,
-  GetInlinePolicyForPermissionSetCommand,
-  ListPermissionSetsCommand,
-  ProvisionPermissionSetCommand,
-  PutInlinePolicyToPermissionSetCommand,
-  SSOAdminClient,
-} from '@aws-sdk/client-sso-admin';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SSOAdminClient } from '@aws-sdk/client-sso-admin';
 import { z } from 'zod';
 import type { ScopedAws } from '../aws/client-factory.ts';
 import { iamRegionFor } from '../aws/partitions.ts';
@@ -45,6 +29,12 @@ import {
   readConfig,
 } from './define-runbook.ts';
 import { typedLedger } from './run-ledger.ts';
+
+/** The IAM SDK, loaded by the first run that calls IAM rather than when quell starts (docs/benchmarks.md, memory). */
+const loadIam = () => import('@aws-sdk/client-iam');
+
+/** The SSO Admin SDK, loaded by the first run that calls IAM Identity Center rather than when quell starts (docs/benchmarks.md, memory). */
+const loadSsoAdmin = () => import('@aws-sdk/client-sso-admin');
 
 const USAGE =
   'revoke-role-sessions arn:aws:iam::111111111111:role/name | <role-name> account=prod [reason="…"]';
@@ -288,6 +278,7 @@ function decodePolicy(document: string | undefined): string | null {
 }
 
 async function readRolePolicy(iam: IAMClient, roleName: string, policyName: string): Promise<string | null> {
+  const { ListRolePoliciesCommand, GetRolePolicyCommand } = await loadIam();
   const names = await iam.send(new ListRolePoliciesCommand({ RoleName: roleName }));
   if (!names.PolicyNames?.includes(policyName)) return null;
   const out = await iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
@@ -295,6 +286,7 @@ async function readRolePolicy(iam: IAMClient, roleName: string, policyName: stri
 }
 
 async function readInlinePolicy(sso: SSOAdminClient, instanceArn: string, permissionSetArn: string) {
+  const { GetInlinePolicyForPermissionSetCommand } = await loadSsoAdmin();
   const out = await sso.send(
     new GetInlinePolicyForPermissionSetCommand({
       InstanceArn: instanceArn,
@@ -350,6 +342,7 @@ function identityCenterScope(
 }
 
 async function findPermissionSet(sso: SSOAdminClient, instanceArn: string, name: string) {
+  const { ListPermissionSetsCommand, DescribePermissionSetCommand } = await loadSsoAdmin();
   let nextToken: string | undefined;
   do {
     const page = await sso.send(
@@ -381,6 +374,7 @@ async function planRevoke(ctx: RunContext, input: RevokeRoleSessionsInput): Prom
   }
   refuseProtectedRole(ctx.account, input.roleName, input.arnPath);
 
+  const { IAMClient, GetRoleCommand } = await loadIam();
   const iam = ctx.aws.client(IAMClient);
   const role = (await iam.send(new GetRoleCommand({ RoleName: input.roleName }))).Role;
   if (!role?.Arn || !role.RoleName) {
@@ -418,6 +412,7 @@ async function planRevoke(ctx: RunContext, input: RevokeRoleSessionsInput): Prom
     try {
       const settings = readConfig(ctx, RevokeRoleSessionsConfig);
       if (!settings) throw new PlanRefusedError('identityCenter is not configured');
+      const { SSOAdminClient } = await loadSsoAdmin();
       const sso = center.scope.client(SSOAdminClient, settings.region);
       const permissionSetArn = await findPermissionSet(sso, settings.instanceArn, ssoName);
       if (!permissionSetArn) {
@@ -536,6 +531,8 @@ async function provision(
   target: IdentityCenterTarget,
   accountId: string,
 ) {
+  const { ProvisionPermissionSetCommand, DescribePermissionSetProvisioningStatusCommand } =
+    await loadSsoAdmin();
   const out = await sso.send(
     new ProvisionPermissionSetCommand({
       InstanceArn: target.instanceArn,
@@ -578,6 +575,7 @@ async function executeRevoke(ctx: RunContext, plan: Plan<RevokeData>): Promise<O
   let provisioningStatus: string | null = null;
   if (data.mode === 'iam') {
     try {
+      const { IAMClient, PutRolePolicyCommand } = await loadIam();
       await ctx.aws.client(IAMClient).send(
         new PutRolePolicyCommand({
           RoleName: data.roleName,
@@ -594,6 +592,7 @@ async function executeRevoke(ctx: RunContext, plan: Plan<RevokeData>): Promise<O
     const center = data.identityCenter;
     const admin = adminScope(ctx, center);
     try {
+      const { SSOAdminClient, PutInlinePolicyToPermissionSetCommand } = await loadSsoAdmin();
       const sso = admin.scope.client(SSOAdminClient, center.region);
       await sso.send(
         new PutInlinePolicyToPermissionSetCommand({
@@ -645,10 +644,13 @@ async function executeRevoke(ctx: RunContext, plan: Plan<RevokeData>): Promise<O
 }
 
 async function readCurrent(ctx: RunContext, data: RevokeData | UndoData): Promise<string | null> {
-  if (data.mode === 'iam')
+  if (data.mode === 'iam') {
+    const { IAMClient } = await loadIam();
     return readRolePolicy(ctx.aws.client(IAMClient), data.roleName, REVOKE_POLICY_NAME);
+  }
   const center = data.identityCenter;
   if (!center) return null;
+  const { SSOAdminClient } = await loadSsoAdmin();
   const admin = adminScope(ctx, center);
   try {
     return await readInlinePolicy(
@@ -767,6 +769,7 @@ async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outco
   let reverted = false;
   let provisioned = false;
   if (d.mode === 'iam') {
+    const { IAMClient, DeleteRolePolicyCommand, PutRolePolicyCommand } = await loadIam();
     const iam = ctx.aws.client(IAMClient);
     try {
       if (d.action === 'delete')
@@ -787,6 +790,11 @@ async function executeUndo(ctx: RunContext, plan: Plan<UndoData>): Promise<Outco
     const center = d.identityCenter;
     const admin = adminScope(ctx, center);
     try {
+      const {
+        SSOAdminClient,
+        DeleteInlinePolicyFromPermissionSetCommand,
+        PutInlinePolicyToPermissionSetCommand,
+      } = await loadSsoAdmin();
       const sso = admin.scope.client(SSOAdminClient, center.region);
       if (d.action === 'delete')
         await sso.send(
@@ -900,6 +908,7 @@ export const revokeRoleSessions = defineRunbook({
     // Only what the approval rests on. On a retry of a partial run, the document this run already
     // changed counts as the one it found (kept in its ledger), so its own change does not supersede it.
     const { data } = plan;
+    const { IAMClient, GetRoleCommand } = await loadIam();
     const [role, current, saved] = await Promise.all([
       ctx.aws.client(IAMClient).send(new GetRoleCommand({ RoleName: data.roleName })),
       readCurrent(ctx, data),
