@@ -20,6 +20,7 @@ import {
   keyStatus,
   randomAccountId,
 } from '../support/aws-fixtures.ts';
+import { type FakeCloudTrail, startFakeCloudTrail } from '../support/fake-cloudtrail.ts';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { buttonClick, postSigned, SIGNING_SECRET, slashCommand } from '../support/slack-requests.ts';
@@ -34,11 +35,16 @@ describe('three replicas on one PostgreSQL database', () => {
   const logLines: string[] = [];
   const accountId = randomAccountId();
   let userSeq = 0;
+  let trail: FakeCloudTrail | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase('replicas');
     // The config file holds no password; each replica reads it from PGPASSWORD, as in production.
     process.env.PGPASSWORD = db.password;
+    // disable-key reads the key's CloudTrail (evidence, roles it assumed), which moto lacks: a fake
+    // answers with no events, instead of moto's errors retried at CloudTrail's 2 requests per second.
+    trail = await startFakeCloudTrail();
+    process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = trail.url;
     slack = await startFakeSlack();
     slack.groups.set(
       'S0SECLEADS',
@@ -75,6 +81,8 @@ describe('three replicas on one PostgreSQL database', () => {
 
   afterAll(async () => {
     for (const r of replicas) await r.quell.stop();
+    delete process.env.AWS_ENDPOINT_URL_CLOUDTRAIL;
+    await trail?.close();
     await slack?.close();
     iam?.destroy();
     await db?.drop();
