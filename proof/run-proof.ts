@@ -10,8 +10,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { crashPart } from './parts/crash.ts';
+import { SIGNING_SECRET } from '../tests/support/slack-requests.ts';
+import { BOT_TOKEN } from '../tests/support/test-quell.ts';
 import { canaryPart } from './parts/canaries.ts';
+import { crashPart } from './parts/crash.ts';
 import { faultsPart } from './parts/faults.ts';
 import { hostilePart } from './parts/hostile.ts';
 import { racesPart } from './parts/races.ts';
@@ -45,6 +47,8 @@ process.env.AWS_SECRET_ACCESS_KEY = AWS_SECRET_CANARY;
 process.env.AWS_REGION = 'us-east-1';
 process.env.QUELL_LOG_LEVEL ??= 'info';
 canaries.plant('AWS secret access key', AWS_SECRET_CANARY);
+canaries.plant('bot token', BOT_TOKEN);
+canaries.plant('signing secret', SIGNING_SECRET);
 
 // The canary scan goes last: it reads what every other part handed it.
 const all: Part[] = [
@@ -66,7 +70,8 @@ for (const b of values.budget ?? []) {
 }
 
 const started = Date.now();
-const log = (message: string) => process.stderr.write(`[proof ${((Date.now() - started) / 1000).toFixed(0)}s] ${message}\n`);
+const log = (message: string) =>
+  process.stderr.write(`[proof ${((Date.now() - started) / 1000).toFixed(0)}s] ${message}\n`);
 log('starting moto_server and PostgreSQL');
 const servers = await startProofServers();
 canaries.plant('PostgreSQL password', new URL(servers.postgresUrl).password);
@@ -90,7 +95,9 @@ try {
       part.run(ctx).then(
         () => 'done' as const,
         (error: unknown) => {
-          log(`${part.name}: FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+          log(
+            `${part.name}: FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+          );
           return 'error' as const;
         },
       ),
@@ -110,7 +117,13 @@ try {
     }
     for (const row of part.report(cutOff)) {
       // A part that threw has not shown its goal met, whatever its counters say.
-      rows.push({ part: part.name, row: outcome === 'error' ? { ...row, pass: false, result: `${row.result} (part failed: see stderr)` } : row });
+      rows.push({
+        part: part.name,
+        row:
+          outcome === 'error'
+            ? { ...row, pass: false, result: `${row.result} (part failed: see stderr)` }
+            : row,
+      });
     }
     log(`${part.name}: done`);
   }
@@ -119,7 +132,10 @@ try {
 }
 
 const seconds = Math.round((Date.now() - started) / 1000);
-const table = renderTable(rows.map((r) => r.row), seconds);
+const table = renderTable(
+  rows.map((r) => r.row),
+  seconds,
+);
 process.stdout.write(`${table}\n`);
 if (values['write-docs']) {
   const text = readFileSync(DOCS, 'utf8');
@@ -134,11 +150,13 @@ log(missed === 0 ? 'every goal met' : `${missed} goal(s) missed`);
 process.exit(missed === 0 ? 0 : 1);
 
 function renderTable(list: Row[], totalSeconds: number): string {
-  const escape = (s: string) => s.replaceAll('|', '\\|');
+  const cell = (s: string) => s.replaceAll('|', '\\|');
   const lines = [
     '| goal | tried | result | pass |',
     '|---|---|---|---|',
-    ...list.map((r) => `| ${escape(r.goal)} | ${escape(r.tried)} | ${escape(r.result)} | ${r.pass ? 'pass' : 'FAIL'} |`),
+    ...list.map(
+      (r) => `| ${cell(r.goal)} | ${cell(r.tried)} | ${cell(r.result)} | ${r.pass ? 'pass' : 'FAIL'} |`,
+    ),
   ];
   const stamp = `${new Date().toISOString().slice(0, 16)}Z, node ${process.versions.node}, ${totalSeconds} s, scale ${scale}`;
   return `${lines.join('\n')}\n\n_Last run: ${stamp}; ${list.filter((r) => r.pass).length} of ${list.length} goals met._`;

@@ -12,18 +12,55 @@ import { randomBytes } from 'node:crypto';
 import { IAMClient, ListUserPoliciesCommand } from '@aws-sdk/client-iam';
 import { MIRRORED } from '../../src/slack/audit-channel-sink.ts';
 import type { RunRecord } from '../../src/store/store.ts';
-import { accountConfig, adminCredentials, createUserWithKey, keyStatus, randomAccountId } from '../../tests/support/aws-fixtures.ts';
-import { queryError, startFaultProxy } from '../../tests/support/fault-proxy.ts';
+import {
+  accountConfig,
+  adminCredentials,
+  createUserWithKey,
+  keyStatus,
+  randomAccountId,
+} from '../../tests/support/aws-fixtures.ts';
 import { startFakeSlack } from '../../tests/support/fake-slack.ts';
+import { queryError, startFaultProxy } from '../../tests/support/fault-proxy.ts';
 import { n, type Part, pool, waitUntil } from '../support/part.ts';
 import { type ProofQuell, startProofQuell } from '../support/proof-quell.ts';
 import { startSlackFaultProxy } from '../support/slack-fault-proxy.ts';
 
-const ENDED = ['succeeded', 'failed', 'denied', 'expired', 'superseded', 'plan_failed', 'partial', 'needs_operator'];
+const ENDED = [
+  'succeeded',
+  'failed',
+  'denied',
+  'expired',
+  'superseded',
+  'plan_failed',
+  'partial',
+  'needs_operator',
+];
 
 export function faultsPart(): Part {
-  const aws = { runs: 0, ended: 0, correct: 0, succeeded: 0, attempts: 0, throttled: 0, failed5xx: 0, wrong: [] as string[] };
-  const slack = { runs: 0, succeeded: 0, messages: 0, lost: 0, lostKinds: {} as Record<string, number>, attempts: 0, ratelimited: 0, failed5xx: 0, cards: 0, cardsMissing: 0, mirrored: 0, mirroredMissing: 0 };
+  const aws = {
+    runs: 0,
+    ended: 0,
+    correct: 0,
+    succeeded: 0,
+    attempts: 0,
+    throttled: 0,
+    failed5xx: 0,
+    wrong: [] as string[],
+  };
+  const slack = {
+    runs: 0,
+    succeeded: 0,
+    messages: 0,
+    lost: 0,
+    lostKinds: {} as Record<string, number>,
+    attempts: 0,
+    ratelimited: 0,
+    failed5xx: 0,
+    cards: 0,
+    cardsMissing: 0,
+    mirrored: 0,
+    mirroredMissing: 0,
+  };
   return {
     name: 'faults',
     budgetSeconds: 120,
@@ -32,29 +69,48 @@ export function faultsPart(): Part {
       const accounts = Array.from({ length: 4 }, (_, i) => ({ alias: `acct${i}`, id: randomAccountId() }));
       const admins = new Map<string, IAMClient>();
       for (const a of accounts) {
-        admins.set(a.alias, new IAMClient({ region: 'us-east-1', endpoint: motoUrl, credentials: await adminCredentials(a.id) }));
+        admins.set(
+          a.alias,
+          new IAMClient({
+            region: 'us-east-1',
+            endpoint: motoUrl,
+            credentials: await adminCredentials(a.id),
+          }),
+        );
       }
       ctx.onCleanup(() => {
         for (const c of admins.values()) c.destroy();
       });
-      const flow = async (q: ProofQuell, idx: number): Promise<{ run: RunRecord; userName: string; keyId: string; alias: string }> => {
+      const flow = async (
+        q: ProofQuell,
+        idx: number,
+      ): Promise<{ run: RunRecord; userName: string; keyId: string; alias: string }> => {
         const account = accounts[idx % accounts.length] as { alias: string; id: string };
         const iam = admins.get(account.alias) as IAMClient;
         const userName = `proof-${idx}-${randomBytes(3).toString('hex')}`;
         const keyId = await createUserWithKey(iam, userName);
         const requester = `U0REQ${idx}`;
         await q.command(`disable-key ${keyId} account=${account.alias} reason="proof faults"`, requester);
-        const first = await waitUntil('the run to be planned', async () => {
-          const [run] = await q.quell.store.listRuns({ requester, limit: 1 });
-          return run && (run.state === 'awaiting_approval' || ENDED.includes(run.state)) ? run : undefined;
-        }, 90_000);
+        const first = await waitUntil(
+          'the run to be planned',
+          async () => {
+            const [run] = await q.quell.store.listRuns({ requester, limit: 1 });
+            return run && (run.state === 'awaiting_approval' || ENDED.includes(run.state)) ? run : undefined;
+          },
+          90_000,
+        );
         if (first.state === 'awaiting_approval') {
-          for (let i = 0; i < Math.max(1, first.requiredApprovals); i++) await q.click('quell_approve', first.id, `U0LEAD${i + 1}`);
+          for (let i = 0; i < Math.max(1, first.requiredApprovals); i++)
+            await q.click('quell_approve', first.id, `U0LEAD${i + 1}`);
         }
-        const run = await waitUntil('the run to end', async () => {
-          const r = await q.quell.store.getRun(first.id);
-          return r && ENDED.includes(r.state) ? r : undefined;
-        }, 90_000);
+        const run = await waitUntil(
+          'the run to end',
+          async () => {
+            const r = await q.quell.store.getRun(first.id);
+            return r && ENDED.includes(r.state) ? r : undefined;
+          },
+          90_000,
+        );
         return { run, userName, keyId, alias: account.alias };
       };
       const accountsConfig = accounts.map((a) => accountConfig(a.alias, a.id));
@@ -88,13 +144,34 @@ export function faultsPart(): Part {
                 if (run.state === 'succeeded') aws.succeeded++;
                 const iam = admins.get(alias) as IAMClient;
                 const status = await keyStatus(iam, userName, keyId);
-                const policies = (await iam.send(new ListUserPoliciesCommand({ UserName: userName }))).PolicyNames ?? [];
+                const policies =
+                  (await iam.send(new ListUserPoliciesCommand({ UserName: userName }))).PolicyNames ?? [];
                 const audit = await q.quell.store.listAudit({ runId: run.id });
-                const done = (op: string) => audit.some((e) => e.type === 'aws.call' && (e.data as { operation?: string; outcome?: string }).operation === op && (e.data as { outcome?: string }).outcome === 'ok');
-                const tried = (op: string) => audit.some((e) => e.type === 'aws.intent' && (e.data as { operation?: string }).operation === op);
-                const keyOk = done('UpdateAccessKey') ? status === 'Inactive' : tried('UpdateAccessKey') ? true : status === 'Active';
-                const policyOk = done('PutUserPolicy') ? policies.length > 0 : tried('PutUserPolicy') ? true : policies.length === 0;
-                const ok = run.state === 'succeeded' ? status === 'Inactive' && policies.length > 0 : keyOk && policyOk;
+                const done = (op: string) =>
+                  audit.some(
+                    (e) =>
+                      e.type === 'aws.call' &&
+                      (e.data as { operation?: string; outcome?: string }).operation === op &&
+                      (e.data as { outcome?: string }).outcome === 'ok',
+                  );
+                const tried = (op: string) =>
+                  audit.some(
+                    (e) => e.type === 'aws.intent' && (e.data as { operation?: string }).operation === op,
+                  );
+                const keyOk = done('UpdateAccessKey')
+                  ? status === 'Inactive'
+                  : tried('UpdateAccessKey')
+                    ? true
+                    : status === 'Active';
+                const policyOk = done('PutUserPolicy')
+                  ? policies.length > 0
+                  : tried('PutUserPolicy')
+                    ? true
+                    : policies.length === 0;
+                const ok =
+                  run.state === 'succeeded'
+                    ? status === 'Inactive' && policies.length > 0
+                    : keyOk && policyOk;
                 if (ok) aws.correct++;
                 else aws.wrong.push(`${run.state}: key ${status}, ${policies.length} policies`);
               } catch (error) {
@@ -120,7 +197,11 @@ export function faultsPart(): Part {
       // 2. Slack faults.
       {
         const fake = await startFakeSlack();
-        const proxy = await startSlackFaultProxy(fake.url, { ratelimited: 0.25, serverError: 0.1, retryAfterSeconds: 1 });
+        const proxy = await startSlackFaultProxy(fake.url, {
+          ratelimited: 0.25,
+          serverError: 0.1,
+          retryAfterSeconds: 1,
+        });
         const q = await startProofQuell({ accounts: accountsConfig }, proxy.apiUrl);
         const target = Math.max(3, Math.round(12 * ctx.scale));
         let idx = 1000;
@@ -155,15 +236,25 @@ export function faultsPart(): Part {
           for (const m of byMessage.values()) {
             if (m.delivered) continue;
             slack.lost++;
-            const kind = m.method === 'chat.update' ? 'card update' : m.body.includes('C0AUDIT') ? 'audit channel' : m.body.includes('thread_ts') ? 'thread' : 'card';
+            const kind =
+              m.method === 'chat.update'
+                ? 'card update'
+                : m.body.includes('C0AUDIT')
+                  ? 'audit channel'
+                  : m.body.includes('thread_ts')
+                    ? 'thread'
+                    : 'card';
             slack.lostKinds[kind] = (slack.lostKinds[kind] ?? 0) + 1;
           }
           const delivered = fake.callsOf('chat.postMessage');
           for (const run of runs) {
             slack.cards++;
-            if (!delivered.some((c) => JSON.stringify(c.body.blocks ?? '').includes(run.id))) slack.cardsMissing++;
+            if (!delivered.some((c) => JSON.stringify(c.body.blocks ?? '').includes(run.id)))
+              slack.cardsMissing++;
           }
-          const auditLines = delivered.filter((c) => c.body.channel === 'C0AUDIT').map((c) => String(c.body.text));
+          const auditLines = delivered
+            .filter((c) => c.body.channel === 'C0AUDIT')
+            .map((c) => String(c.body.text));
           for (const e of await q.quell.store.listAudit()) {
             if (!MIRRORED.has(e.type)) continue;
             slack.mirrored++;
@@ -178,7 +269,9 @@ export function faultsPart(): Part {
       }
     },
     report(cutOff) {
-      const lostKinds = Object.entries(slack.lostKinds).map(([k, v]) => `${k} ${v}`).join(', ');
+      const lostKinds = Object.entries(slack.lostKinds)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
       return [
         {
           goal: 'AWS faults (Throttling on 50% of requests, 5xx on 10%): 100% correct final states',
@@ -190,7 +283,8 @@ export function faultsPart(): Part {
           goal: 'Slack faults (ratelimited + Retry-After on 25%, 5xx on 10% of chat.postMessage/chat.update): no card, thread message or audit-channel entry lost',
           tried: `${slack.runs} runs, ${n(slack.messages)} messages in ${n(slack.attempts)} attempts (${n(slack.ratelimited)} ratelimited, ${n(slack.failed5xx)} 5xx)${cutOff ? ' (cut off)' : ''}`,
           result: `${slack.lost} lost${lostKinds ? ` (${lostKinds})` : ''}; cards ${slack.cards - slack.cardsMissing}/${slack.cards}; audit-channel entries ${slack.mirrored - slack.mirroredMissing}/${slack.mirrored}; ${slack.succeeded}/${slack.runs} runs succeeded`,
-          pass: slack.runs >= 3 && slack.lost === 0 && slack.cardsMissing === 0 && slack.mirroredMissing === 0,
+          pass:
+            slack.runs >= 3 && slack.lost === 0 && slack.cardsMissing === 0 && slack.mirroredMissing === 0,
         },
       ];
     },

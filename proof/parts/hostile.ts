@@ -15,8 +15,8 @@ import { ConfigInvalidError, InputInvalidError, NotAllowedError } from '../../sr
 import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
 import { parseCommandText } from '../../src/runbooks/engine/command-grammar.ts';
 import { findRunbook, RUNBOOKS } from '../../src/runbooks/registry.ts';
-import { ACTION } from '../../src/slack/build-run-card.ts';
 import { FINDING_ACTION } from '../../src/slack/build-key-age-message.ts';
+import { ACTION } from '../../src/slack/build-run-card.ts';
 import { accountConfig, randomAccountId } from '../../tests/support/aws-fixtures.ts';
 import { startFaultProxy } from '../../tests/support/fault-proxy.ts';
 import { buttonClick, postSigned, slashCommand } from '../../tests/support/slack-requests.ts';
@@ -32,31 +32,72 @@ const hex = (len: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${len}}$`))
 const hostileText = fc.oneof(
   fc.string({ maxLength: 120 }),
   fc.string({ unit: 'binary', maxLength: 60 }),
-  fc.constantFrom('<!channel>', '<@U0LEAD1>', '<https://evil.example|x>', '$(id)', '`id`', '"', '=', 'a=b=c', '\u202e', '\u0000', ' '.repeat(50), 'x'.repeat(2000)),
+  fc.constantFrom(
+    '<!channel>',
+    '<@U0LEAD1>',
+    '<https://evil.example|x>',
+    '$(id)',
+    '`id`',
+    '"',
+    '=',
+    'a=b=c',
+    '\u202e',
+    '\u0000',
+    ' '.repeat(50),
+    'x'.repeat(2000),
+  ),
 );
 /** Valid command text per runbook, built here. */
 const validCommand = fc.oneof(
   fc
     .tuple(fc.constantFrom('AKIA', 'ASIA'), base32(16), fc.constantFrom('', ' account=prod', ' account=dev'))
-    .map(([p, r, a]) => ({ runbook: 'disable-key', text: `disable-key ${p}${r}${a} reason="proof"`, keyId: `${p}${r}` })),
-  fc.tuple(fc.oneof(hex(8), hex(17)), fc.constantFrom('', ' account=prod')).map(([h, a]) => ({ runbook: 'isolate-vpc', text: `isolate-vpc vpc-${h}${a}`, keyId: undefined })),
-  fc.oneof(hex(8), hex(17)).map((h) => ({ runbook: 'restore-vpc', text: `restore-vpc vpc-${h} account=prod`, keyId: undefined })),
+    .map(([p, r, a]) => ({
+      runbook: 'disable-key',
+      text: `disable-key ${p}${r}${a} reason="proof"`,
+      keyId: `${p}${r}`,
+    })),
   fc
-    .tuple(fc.constantFrom('key=AKIAIOSFODNN7EXAMPLE', 'user=alice', 'event=ConsoleLogin', 'source=iam.amazonaws.com'), fc.constantFrom('', ' since=24h', ' since=2h'))
+    .tuple(fc.oneof(hex(8), hex(17)), fc.constantFrom('', ' account=prod'))
+    .map(([h, a]) => ({ runbook: 'isolate-vpc', text: `isolate-vpc vpc-${h}${a}`, keyId: undefined })),
+  fc
+    .oneof(hex(8), hex(17))
+    .map((h) => ({ runbook: 'restore-vpc', text: `restore-vpc vpc-${h} account=prod`, keyId: undefined })),
+  fc
+    .tuple(
+      fc.constantFrom(
+        'key=AKIAIOSFODNN7EXAMPLE',
+        'user=alice',
+        'event=ConsoleLogin',
+        'source=iam.amazonaws.com',
+      ),
+      fc.constantFrom('', ' since=24h', ' since=2h'),
+    )
     .map(([w, s]) => ({ runbook: 'trail', text: `trail ${w}${s} account=prod`, keyId: undefined })),
-  fc.stringMatching(/^[A-Za-z][A-Za-z0-9/_+.@-]{0,40}$/).map((s) => ({ runbook: 'rotate-secret', text: `rotate-secret ${s} account=prod`, keyId: undefined })),
-  fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,40}$/).map((s) => ({ runbook: 'drift', text: `drift ${s} account=prod`, keyId: undefined })),
-  fc.constantFrom('', ' account=prod', ' account=dev').map((a) => ({ runbook: 'key-age', text: `key-age${a}`, keyId: undefined })),
+  fc
+    .stringMatching(/^[A-Za-z][A-Za-z0-9/_+.@-]{0,40}$/)
+    .map((s) => ({ runbook: 'rotate-secret', text: `rotate-secret ${s} account=prod`, keyId: undefined })),
+  fc
+    .stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,40}$/)
+    .map((s) => ({ runbook: 'drift', text: `drift ${s} account=prod`, keyId: undefined })),
+  fc
+    .constantFrom('', ' account=prod', ' account=dev')
+    .map((a) => ({ runbook: 'key-age', text: `key-age${a}`, keyId: undefined })),
 );
 const nearMissCommand = fc.oneof(
-  fc.tuple(base32(7), fc.constantFrom('0', '1', '8', '9', 'a'), base32(8)).map((p) => `disable-key AKIA${p.join('')}`),
+  fc
+    .tuple(base32(7), fc.constantFrom('0', '1', '8', '9', 'a'), base32(8))
+    .map((p) => `disable-key AKIA${p.join('')}`),
   base32(15).map((r) => `disable-key AKIA${r}`),
   base32(17).map((r) => `disable-key ASIA${r}`),
   hex(9).map((h) => `isolate-vpc vpc-${h}`),
   fc.constantFrom(...RUNBOOKS.map((r) => r.id)).map((id) => `${id} sneaky=1`),
 );
 const arbitraryCommand = fc
-  .tuple(fc.constantFrom(...RUNBOOKS.map((r) => r.id), 'help', 'status', 'nope'), hostileText, fc.option(hostileText, { nil: undefined }))
+  .tuple(
+    fc.constantFrom(...RUNBOOKS.map((r) => r.id), 'help', 'status', 'nope'),
+    hostileText,
+    fc.option(hostileText, { nil: undefined }),
+  )
   .map(([id, a, b]) => `${id} ${a}${b === undefined ? '' : ` ${b}`}`);
 
 export function hostilePart(): Part {
@@ -91,13 +132,13 @@ export function hostilePart(): Part {
       const proxy = await startFaultProxy(ctx.servers.motoUrl);
       const previousEndpoint = process.env.AWS_ENDPOINT_URL;
       process.env.AWS_ENDPOINT_URL = proxy.url;
+      // Kept while quell runs: its AWS clients are made per run, and read the endpoint then.
       const q = await startTestQuell(
         { accounts: [accountConfig('prod', randomAccountId()), accountConfig('dev', randomAccountId())] },
         { logLevel: 'info' },
-      ).finally(() => {
-        process.env.AWS_ENDPOINT_URL = previousEndpoint;
-      });
+      );
       ctx.onCleanup(async () => {
+        process.env.AWS_ENDPOINT_URL = previousEndpoint;
         ctx.canaries.scan('logs', q.logLines.join('\n'));
         ctx.canaries.scan('slack', JSON.stringify(q.slack.calls));
         await q.close();
@@ -106,9 +147,29 @@ export function hostilePart(): Part {
       const refusedUsers = new Set<string>();
       const httpBudget = Math.ceil(1_000 * ctx.scale);
       const httpDeadline = Date.now() + (ctx.softDeadline - Date.now()) * 0.35;
-      const commandSamples = fc.sample(fc.oneof({ arbitrary: arbitraryCommand, weight: 6 }, { arbitrary: nearMissCommand, weight: 3 }, { arbitrary: validCommand.map((v) => v.text), weight: 1 }), httpBudget);
-      const valueSamples = fc.sample(fc.oneof(hostileText, hex(24).map((h) => `r${h}`), fc.constant('')), httpBudget);
-      const actionIds = [...Object.values(ACTION), FINDING_ACTION.disable, FINDING_ACTION.lookUp, FINDING_ACTION.snooze, 'quell_unknown'];
+      const commandSamples = fc.sample(
+        fc.oneof(
+          { arbitrary: arbitraryCommand, weight: 6 },
+          { arbitrary: nearMissCommand, weight: 3 },
+          { arbitrary: validCommand.map((v) => v.text), weight: 1 },
+        ),
+        httpBudget,
+      );
+      const valueSamples = fc.sample(
+        fc.oneof(
+          hostileText,
+          hex(24).map((h) => `r${h}`),
+          fc.constant(''),
+        ),
+        httpBudget,
+      );
+      const actionIds = [
+        ...Object.values(ACTION),
+        FINDING_ACTION.disable,
+        FINDING_ACTION.lookUp,
+        FINDING_ACTION.snooze,
+        'quell_unknown',
+      ];
       let i = 0;
       const send = async (k: number) => {
         const user = `U0H${k.toString(36).toUpperCase()}`;
@@ -127,7 +188,12 @@ export function hostilePart(): Part {
             refusedUsers.add(user);
             res = await postSigned(
               q.baseUrl,
-              buttonClick({ actionId: actionIds[k % actionIds.length] ?? 'quell_approve', value: valueSamples[k % valueSamples.length] ?? '', user, channel: INCIDENT }),
+              buttonClick({
+                actionId: actionIds[k % actionIds.length] ?? 'quell_approve',
+                value: valueSamples[k % valueSamples.length] ?? '',
+                user,
+                channel: INCIDENT,
+              }),
             );
           } else {
             t.httpModals++;
@@ -145,10 +211,23 @@ export function hostilePart(): Part {
                 type: 'modal',
                 callback_id: FINDING_ACTION.snoozeModal,
                 private_metadata: k % 2 ? v : JSON.stringify({ ref: v, thread: v }),
-                state: { values: { reason: { value: { type: 'plain_text_input', value: v } }, duration: { value: { type: 'static_select', selected_option: { value: String(randomInt(-5, 100)) } } } } },
+                state: {
+                  values: {
+                    reason: { value: { type: 'plain_text_input', value: v } },
+                    duration: {
+                      value: {
+                        type: 'static_select',
+                        selected_option: { value: String(randomInt(-5, 100)) },
+                      },
+                    },
+                  },
+                },
               },
             };
-            res = await postSigned(q.baseUrl, new URLSearchParams({ payload: JSON.stringify(payload) }).toString());
+            res = await postSigned(
+              q.baseUrl,
+              new URLSearchParams({ payload: JSON.stringify(payload) }).toString(),
+            );
           }
           if (res.status >= 500) crash(`HTTP ${res.status}`, res.text);
         } catch (error) {
@@ -164,7 +243,8 @@ export function hostilePart(): Part {
         const who = r.params.SourceIdentity;
         if (r.action === 'AssumeRole' && who && refusedUsers.has(who)) t.refusedAwsCalls++;
       }
-      for (const user of refusedUsers) if ((await q.quell.store.listRuns({ requester: user, limit: 1 })).length > 0) t.refusedRuns++;
+      for (const user of refusedUsers)
+        if ((await q.quell.store.listRuns({ requester: user, limit: 1 })).length > 0) t.refusedRuns++;
 
       // 2. Command text through the grammar and every runbook's schema, and config files, at volume.
       const rate = { valid: 1, near: 1, arbitrary: 2 };
@@ -174,8 +254,24 @@ export function hostilePart(): Part {
         const batch = fc.sample(
           fc.oneof(
             { arbitrary: validCommand.map((v) => ({ kind: 'valid' as const, ...v })), weight: rate.valid },
-            { arbitrary: nearMissCommand.map((text) => ({ kind: 'near' as const, text, runbook: '', keyId: undefined })), weight: rate.near },
-            { arbitrary: arbitraryCommand.map((text) => ({ kind: 'arbitrary' as const, text, runbook: '', keyId: undefined })), weight: rate.arbitrary },
+            {
+              arbitrary: nearMissCommand.map((text) => ({
+                kind: 'near' as const,
+                text,
+                runbook: '',
+                keyId: undefined,
+              })),
+              weight: rate.near,
+            },
+            {
+              arbitrary: arbitraryCommand.map((text) => ({
+                kind: 'arbitrary' as const,
+                text,
+                runbook: '',
+                keyId: undefined,
+              })),
+              weight: rate.arbitrary,
+            },
           ),
           2_000,
         );
@@ -186,15 +282,18 @@ export function hostilePart(): Part {
             const parsed = parseCommandText(c.text);
             const runbook = byId.get(parsed.name) ?? findRunbook(parsed.name);
             if (!runbook) continue; // refused as "not a runbook" by the handler
-            const input = parseRunbookInput<{ keyId?: string }>(runbook, parsed.args);
+            const input = parseRunbookInput<{ keyId?: string; account?: string }>(runbook, parsed.args);
             t.accepted++;
             t.acceptedByRunbook[runbook.id] = (t.acceptedByRunbook[runbook.id] ?? 0) + 1;
             if (c.kind === 'near') t.nearMissAccepted++;
-            if (runbook.id === 'disable-key' && !KEY_ID.test(String(input.keyId))) crash('disable-key accepted a bad key id', c.text);
-            if (c.keyId !== undefined && input.keyId !== c.keyId) crash('disable-key changed the key id', c.text);
+            if (runbook.id === 'disable-key' && !KEY_ID.test(String(input.keyId)))
+              crash('disable-key accepted a bad key id', c.text);
+            if (c.keyId !== undefined && input.keyId !== c.keyId)
+              crash('disable-key changed the key id', c.text);
           } catch (error) {
             if (c.kind === 'valid') t.validRefused++;
-            if (!(error instanceof InputInvalidError || error instanceof NotAllowedError)) crash(`command ${JSON.stringify(c.text.slice(0, 60))}`, error);
+            if (!(error instanceof InputInvalidError || error instanceof NotAllowedError))
+              crash(`command ${JSON.stringify(c.text.slice(0, 60))}`, error);
           }
         }
         for (const text of configSamples(150)) {
@@ -230,7 +329,11 @@ export function hostilePart(): Part {
           goal: 'hostile inputs: valid inputs generated often enough to exercise acceptance',
           tried: `${n(t.validGenerated)} valid commands generated (${t.commands ? Math.round((t.validGenerated / t.commands) * 100) : 0}%)`,
           result: `${n(t.accepted)} accepted (${byRunbook}); ${t.validRefused} valid refused, ${t.nearMissAccepted} near misses accepted; ${n(t.httpAccepted)} accepted over HTTP; ${n(t.configsAccepted)} config files accepted`,
-          pass: t.validGenerated >= 1_000 && t.validRefused === 0 && t.nearMissAccepted === 0 && t.httpAccepted > 0,
+          pass:
+            t.validGenerated >= 1_000 &&
+            t.validRefused === 0 &&
+            t.nearMissAccepted === 0 &&
+            t.httpAccepted > 0,
         },
       ];
     },
@@ -241,7 +344,17 @@ export function hostilePart(): Part {
 function configSamples(count: number): string[] {
   const base = parse(EXAMPLE) as Record<string, unknown>;
   const out: string[] = [];
-  const junk = fc.sample(fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.constant(null), fc.boolean(), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 })), count);
+  const junk = fc.sample(
+    fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.integer(),
+      fc.constant(null),
+      fc.boolean(),
+      fc.array(fc.string(), { maxLength: 3 }),
+      fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+    ),
+    count,
+  );
   for (let i = 0; i < count; i++) {
     const mode = i % 5;
     if (mode === 0) {

@@ -27,7 +27,10 @@ export function signaturesPart(): Part {
     budgetSeconds: 60,
     async run(ctx) {
       target = Math.ceil(GOAL * ctx.scale);
-      const t = await startTestQuell({ accounts: [accountConfig('prod', randomAccountId())] }, { logLevel: 'info' });
+      const t = await startTestQuell(
+        { accounts: [accountConfig('prod', randomAccountId())] },
+        { logLevel: 'info' },
+      );
       ctx.onCleanup(async () => {
         ctx.canaries.scan('logs', t.logLines.join('\n'));
         ctx.canaries.scan('slack', JSON.stringify(t.slack.calls));
@@ -38,8 +41,17 @@ export function signaturesPart(): Part {
       const nowSec = () => Math.floor(Date.now() / 1000);
       const attackBody = (i: number) =>
         i % 4 === 0
-          ? buttonClick({ actionId: 'quell_approve', value: `r${randomBytes(8).toString('hex')}`, user: ATTACKER, channel: INCIDENT })
-          : slashCommand({ text: `disable-key AKIAIOSFODNN7EXAMPLE reason="attempt ${i}"`, user: ATTACKER, channel: INCIDENT });
+          ? buttonClick({
+              actionId: 'quell_approve',
+              value: `r${randomBytes(8).toString('hex')}`,
+              user: ATTACKER,
+              channel: INCIDENT,
+            })
+          : slashCommand({
+              text: `disable-key AKIAIOSFODNN7EXAMPLE reason="attempt ${i}"`,
+              user: ATTACKER,
+              channel: INCIDENT,
+            });
       const post = async (body: string, headers: Record<string, string>) => {
         const res = await fetch(url, { method: 'POST', headers, body });
         await res.arrayBuffer();
@@ -80,10 +92,13 @@ export function signaturesPart(): Part {
         let headers: Record<string, string>;
         let sendBody = body;
         if (kind === 'forged') headers = forged(Math.floor(i / 4), body);
-        else if (kind === 'stale') headers = sign(body, { timestamp: nowSec() - 301 - randomInt(0, 86_400 * 365) });
+        else if (kind === 'stale')
+          headers = sign(body, { timestamp: nowSec() - 301 - randomInt(0, 86_400 * 365) });
         // Dated ahead: 310 s past the next whole second is out of the window after any delay on the way.
         else if (kind === 'future-dated')
-          headers = sign(body, { timestamp: Math.ceil(Date.now() / 1000) + 310 + randomInt(0, 86_400 * 365) });
+          headers = sign(body, {
+            timestamp: Math.ceil(Date.now() / 1000) + 310 + randomInt(0, 86_400 * 365),
+          });
         else {
           // A request captured more than 5 minutes ago, replayed as captured, re-dated to now with its old
           // signature, or with its body swapped under the captured headers.
@@ -127,7 +142,9 @@ export function signaturesPart(): Part {
       const runs = await t.quell.store.listRuns({ requester: ATTACKER, limit: 100 });
       const audited = (await t.quell.store.listAudit()).filter((e) => e.actor === ATTACKER);
       reached = runs.length + audited.length;
-      ctx.log(`${n(total())} attacks, ${controls} controls, ${t.quell.counters.rejectedTimestamps} refused on the timestamp`);
+      ctx.log(
+        `${n(total())} attacks, ${controls} controls, ${t.quell.counters.rejectedTimestamps} refused on the timestamp`,
+      );
     },
     report(cutOff) {
       const total = Object.values(tried).reduce((a, b) => a + b, 0);

@@ -34,7 +34,15 @@ const ENTRIES = 40;
 const EVERY = 10;
 const REPO = new URL('../..', import.meta.url).pathname;
 
-const KINDS = ['edit', 'delete', 'reorder', 'insert', 'truncate', 'recomputed re-hash', 'dropped trigger'] as const;
+const KINDS = [
+  'edit',
+  'delete',
+  'reorder',
+  'insert',
+  'truncate',
+  'recomputed re-hash',
+  'dropped trigger',
+] as const;
 type Kind = (typeof KINDS)[number];
 const STORES = ['sqlite', 'postgres'] as const;
 
@@ -64,7 +72,8 @@ async function createBackend(kind: (typeof STORES)[number]): Promise<Backend> {
       url: `sqlite:${path}`,
       env: {},
       raw,
-      dropTriggers: () => raw('DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;'),
+      dropTriggers: () =>
+        raw('DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;'),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
@@ -84,12 +93,15 @@ async function createBackend(kind: (typeof STORES)[number]): Promise<Backend> {
     env: { PGPASSWORD: db.password },
     raw,
     dropTriggers: () =>
-      raw('DROP TRIGGER IF EXISTS audit_no_update ON audit; DROP TRIGGER IF EXISTS audit_no_truncate ON audit;'),
+      raw(
+        'DROP TRIGGER IF EXISTS audit_no_update ON audit; DROP TRIGGER IF EXISTS audit_no_truncate ON audit;',
+      ),
     cleanup: () => db.drop(),
   };
 }
 
-const q = (s: string | null | undefined) => (s === null || s === undefined ? 'NULL' : `'${s.replaceAll("'", "''")}'`);
+const q = (s: string | null | undefined) =>
+  s === null || s === undefined ? 'NULL' : `'${s.replaceAll("'", "''")}'`;
 
 /** SQL that rewrites `records` (already re-hashed) in place. */
 function rewriteSql(records: AuditRecord[]): string {
@@ -119,7 +131,9 @@ async function tamper(kind: Kind, backend: Backend, records: AuditRecord[]): Pro
   const k = randomInt(2, ENTRIES - 2);
   switch (kind) {
     case 'edit':
-      await backend.raw(`UPDATE audit SET data = ${q(JSON.stringify({ decision: 'approve', forged: true }))} WHERE seq = ${k};`);
+      await backend.raw(
+        `UPDATE audit SET data = ${q(JSON.stringify({ decision: 'approve', forged: true }))} WHERE seq = ${k};`,
+      );
       return `#${k} edited`;
     case 'delete':
       await backend.raw(`DELETE FROM audit WHERE seq = ${k};`);
@@ -133,7 +147,12 @@ async function tamper(kind: Kind, backend: Backend, records: AuditRecord[]): Pro
     }
     case 'insert': {
       const before = at(k);
-      const forged: AuditRecord = { ...before, seq: k + 1, actor: 'U0LEAD9', data: { decision: 'approve', inserted: true } };
+      const forged: AuditRecord = {
+        ...before,
+        seq: k + 1,
+        actor: 'U0LEAD9',
+        data: { decision: 'approve', inserted: true },
+      };
       forged.prevHash = before.hash;
       forged.hash = hashAuditEntry(before.hash, forged.seq, forged);
       await backend.raw(
@@ -146,7 +165,9 @@ async function tamper(kind: Kind, backend: Backend, records: AuditRecord[]): Pro
       await backend.raw(`DELETE FROM audit WHERE seq > ${k};`);
       return `entries after #${k} deleted`;
     case 'recomputed re-hash': {
-      const edited = records.filter((r) => r.seq >= k).map((r) => (r.seq === k ? { ...r, data: { decision: 'approve', rewritten: true } } : r));
+      const edited = records
+        .filter((r) => r.seq >= k)
+        .map((r) => (r.seq === k ? { ...r, data: { decision: 'approve', rewritten: true } } : r));
       await backend.raw(rewriteSql(rehash(edited, at(k - 1).hash)));
       return `#${k} rewritten, every later hash recomputed`;
     }
@@ -194,11 +215,23 @@ export function tamperingPart(): Part {
             {
               alias: 'prod',
               id: '111111111111',
-              roles: { read: 'arn:aws:iam::111111111111:role/quell-read', respond: 'arn:aws:iam::111111111111:role/quell-respond' },
+              roles: {
+                read: 'arn:aws:iam::111111111111:role/quell-read',
+                respond: 'arn:aws:iam::111111111111:role/quell-respond',
+              },
             },
           ],
           storage: { url: backend.configUrl },
-          audit: { checkpoints: { bucket, prefix: 'anchors/', chainId, retentionDays: 1, kmsKeyId, every: { entries: EVERY } } },
+          audit: {
+            checkpoints: {
+              bucket,
+              prefix: 'anchors/',
+              chainId,
+              retentionDays: 1,
+              kmsKeyId,
+              every: { entries: EVERY },
+            },
+          },
         };
         const config = ConfigSchema.parse(input);
         const store = await openStore(backend.url);
@@ -227,7 +260,13 @@ export function tamperingPart(): Part {
           async library() {
             const anchor = await createAuditAnchor(settings, 'us-east-1');
             try {
-              return (await verifyAnchoredChain(await store.listAudit(), { store: anchor.store, signer: anchor.signer, chainId })).ok;
+              return (
+                await verifyAnchoredChain(await store.listAudit(), {
+                  store: anchor.store,
+                  signer: anchor.signer,
+                  chainId,
+                })
+              ).ok;
             } finally {
               anchor.destroy();
             }
@@ -288,11 +327,15 @@ export function tamperingPart(): Part {
     },
     report(cutOff) {
       const rows = KINDS.map((kind) => {
-        const parts = STORES.flatMap((s) => (['library', 'cli'] as const).map((via) => ({ s, via, c: cells.get(`${kind}|${s}|${via}`) })));
+        const parts = STORES.flatMap((s) =>
+          (['library', 'cli'] as const).map((via) => ({ s, via, c: cells.get(`${kind}|${s}|${via}`) })),
+        );
         const tried = parts.reduce((a, p) => a + (p.c?.tried ?? 0), 0);
         const detected = parts.reduce((a, p) => a + (p.c?.detected ?? 0), 0);
         const covered = parts.every((p) => (p.c?.tried ?? 0) > 0);
-        const detail = parts.map((p) => `${p.s}/${p.via} ${p.c?.detected ?? 0}/${p.c?.tried ?? 0}`).join(', ');
+        const detail = parts
+          .map((p) => `${p.s}/${p.via} ${p.c?.detected ?? 0}/${p.c?.tried ?? 0}`)
+          .join(', ');
         return {
           goal: `audit tampering — ${kind}: detected by library and CLI on both stores, 100%`,
           tried: `${n(tried)}${cutOff ? ' (cut off)' : ''}`,

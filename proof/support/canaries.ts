@@ -10,7 +10,11 @@ export interface CanaryScanner {
   /** Looks for every canary in `text`, which came from `where` (logs, slack, audit, files). */
   scan(where: string, text: string): void;
   /** Bytes scanned and leaks found, per place. */
-  tally(): { canaries: string[]; scanned: Record<string, number>; leaks: { where: string; canary: string }[] };
+  tally(): {
+    canaries: string[];
+    scanned: Record<string, number>;
+    leaks: { where: string; canary: string }[];
+  };
 }
 
 export function createCanaryScanner(): CanaryScanner {

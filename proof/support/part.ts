@@ -46,7 +46,11 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Waits (bounded) until `check` returns a value other than undefined. */
-export async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

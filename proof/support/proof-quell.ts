@@ -57,7 +57,8 @@ export async function startProofQuell(
     baseUrl,
     logLines,
     command: (text, user) => postSigned(baseUrl, slashCommand({ text, user, channel: INCIDENT })),
-    click: (actionId, runId, user) => postSigned(baseUrl, buttonClick({ actionId, value: runId, user, channel: INCIDENT })),
+    click: (actionId, runId, user) =>
+      postSigned(baseUrl, buttonClick({ actionId, value: runId, user, channel: INCIDENT })),
     async close() {
       await quell.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,9 @@ export async function startProofServers(): Promise<ProofServers> {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
   const failed = new Promise<never>((_, reject) => {
-    moto.once('error', (e) => reject(new Error(`could not start moto_server (${e.message}): pip install "moto[server]"`)));
+    moto.once('error', (e) =>
+      reject(new Error(`could not start moto_server (${e.message}): pip install "moto[server]"`)),
+    );
   });
   const ready = (async () => {
     for (let i = 0; i < 150; i++) {

@@ -41,7 +41,10 @@ export async function startSlackFaultProxy(
             : undefined;
       attempts.push({ method, body: body.toString('utf8'), fault });
       if (fault === 'ratelimited') {
-        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(rates.retryAfterSeconds) });
+        res.writeHead(429, {
+          'content-type': 'application/json',
+          'retry-after': String(rates.retryAfterSeconds),
+        });
         res.end(JSON.stringify({ ok: false, error: 'ratelimited' }));
         return;
       }
@@ -51,7 +54,13 @@ export async function startSlackFaultProxy(
         return;
       }
       const forward = request(
-        { hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        {
+          hostname: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
