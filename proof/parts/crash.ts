@@ -48,6 +48,7 @@ export function crashPart(): Part {
     trials: { sqlite: 0, postgres: 0 } as Record<string, number>,
     notReached: 0,
     stuck: 0,
+    pointsHit: { sqlite: 0, postgres: 0 } as Record<string, number>,
     lostApprovals: 0,
     doubleExecutions: 0,
     brokenChains: 0,
@@ -224,10 +225,18 @@ export function crashPart(): Part {
         );
 
         let next = 0;
+        const killed = new Set<string>();
         const trial = async () => {
           const index = next++;
-          const point = (index % points) + 1;
-          const phase = Math.floor(index / points) % 2 === 0 ? 'before' : 'after';
+          // A stride coprime to the number of (point, phase) pairs: however few trials fit in the budget,
+          // they spread over the whole run (start, planning, approval, execution, result) and both phases.
+          const pairs = 2 * points;
+          let stride = 13;
+          while (gcd(stride, pairs) !== 1) stride++;
+          const pair = (index * stride) % pairs;
+          const point = (pair % points) + 1;
+          const phase = pair < points ? 'before' : 'after';
+          killed.add(`${point}${phase[0]}`);
           const replica = await startReplicaProcess(`${kind}-${index}`, setup(point, phase));
           let dead = false;
           let restarted: ReplicaProcess | undefined;
@@ -313,6 +322,9 @@ export function crashPart(): Part {
           if (!verifyAuditChain(await store.listAudit()).ok) t.brokenChains++;
         };
         const perStoreGoal = Math.ceil(goal / 2);
+        const countPoints = () => {
+          t.pointsHit[kind] = killed.size;
+        };
         await Promise.all(
           Array.from({ length: kind === 'postgres' ? 3 : 1 }, async () => {
             while ((t.trials[kind] ?? 0) < perStoreGoal && Date.now() < storeDeadline) {
@@ -321,6 +333,7 @@ export function crashPart(): Part {
           }),
         );
         if (survivor) ctx.canaries.scan('logs', survivor.logLines.join('\n'));
+        countPoints();
         ctx.canaries.scan('audit', JSON.stringify(await store.listAudit()));
         await survivor?.close();
         await store.close();
@@ -353,7 +366,7 @@ export function crashPart(): Part {
       return [
         {
           goal: 'kill -9 at every write point of a run, ≥ 500 trials over SQLite and PostgreSQL: 0 lost approvals, 0 double executions, every chain verifies',
-          tried: `${n(trials)} kills (SQLite ${t.trials.sqlite ?? 0} over ${t.points.sqlite ?? '?'} write points × before/after, PostgreSQL ${t.trials.postgres ?? 0} over ${t.points.postgres ?? '?'}); ${t.notReached} runs ended before their kill point${cutOff ? ' (cut off)' : ''}`,
+          tried: `${n(trials)} kills (SQLite ${t.trials.sqlite ?? 0}, at ${t.pointsHit.sqlite} of ${2 * (t.points.sqlite ?? 0)} write points × before/after; PostgreSQL ${t.trials.postgres ?? 0}, at ${t.pointsHit.postgres} of ${2 * (t.points.postgres ?? 0)}); ${t.notReached} runs ended before their kill point${cutOff ? ' (cut off)' : ''}`,
           result: `${t.lostApprovals} lost approvals, ${t.doubleExecutions} double executions, ${t.stuck} runs left unfinished, ${t.brokenChains} broken chains in ${t.chainChecks} checks + CLI (${t.cli.join('; ')}); ends: ${outcomes}${t.samples.length ? `; notes: ${t.samples.join('; ')}` : ''}`,
           pass:
             trials >= GOAL &&
@@ -366,4 +379,8 @@ export function crashPart(): Part {
       ];
     },
   };
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
 }
