@@ -9,8 +9,10 @@ import type { CheckpointEvent } from '../audit/checkpoint-writer.ts';
 import type { Logger } from '../logger.ts';
 import type { AuditRecord } from '../store/store.ts';
 import { escapeCode, escapeMrkdwn } from './escape-text.ts';
+import { type RetrySlackOptions, retrySlackCall } from './retry-slack-call.ts';
 
-const MIRRORED = new Set([
+/** The audit entry types mirrored into the audit channel (the proof checks each one arrived). */
+export const MIRRORED = new Set([
   'command.rejected',
   'plan.created',
   'plan.failed',
@@ -43,14 +45,18 @@ export function createAuditChannelSink(
   client: webApi.WebClient,
   channel: string,
   log: Logger,
+  retry: RetrySlackOptions = {},
 ): { sink: AuditSink; checkpoint(event: CheckpointEvent): void; drain(): Promise<void> } {
   let queue: Promise<unknown> = Promise.resolve();
   const post = (text: string, context: Record<string, unknown>) => {
     queue = queue.then(() =>
-      client.chat.postMessage({ channel, text, unfurl_links: false }).catch((err: unknown) => {
-        // The chain in the store is intact; only the outside copy has a gap, which must be visible.
-        log.error({ err, ...context }, 'could not mirror an audit entry to the audit channel');
-      }),
+      // Rate limits and 5xx pass: the line waits for them (in order) rather than leaving a gap.
+      retrySlackCall(() => client.chat.postMessage({ channel, text, unfurl_links: false }), retry).catch(
+        (err: unknown) => {
+          // The chain in the store is intact; only the outside copy has a gap, which must be visible.
+          log.error({ err, ...context }, 'could not mirror an audit entry to the audit channel');
+        },
+      ),
     );
     return queue.then(() => undefined);
   };

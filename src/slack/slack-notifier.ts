@@ -11,6 +11,7 @@ import type { Requester, RunNotifier, RunView } from '../runbooks/engine/run-not
 import type { RunRecord } from '../store/store.ts';
 import { buildRunCard } from './build-run-card.ts';
 import { escapeMrkdwn } from './escape-text.ts';
+import { type RetrySlackOptions, retrySlackCall } from './retry-slack-call.ts';
 
 /** Requester details only Slack knows. */
 export interface SlackRequester extends Requester {
@@ -18,27 +19,33 @@ export interface SlackRequester extends Requester {
 }
 
 /** Creates the Slack RunNotifier. */
-export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunNotifier {
+export function createSlackNotifier(
+  client: webApi.WebClient,
+  log: Logger,
+  retry: RetrySlackOptions = {},
+): RunNotifier {
+  // Cards and thread lines outlast rate limits and 5xx (retry-slack-call.ts): losing one hides a run's state.
+  const again = <T>(call: () => Promise<T>) => retrySlackCall(call, retry);
   const scheduled = (run: Pick<RunRecord, 'source'>) => run.source === 'schedule';
   return {
     async showRun(view: RunView) {
       if (scheduled(view.run)) return undefined;
       const card = buildRunCard(view);
       if (view.run.messageTs) {
-        await client.chat.update({
-          channel: view.run.channel,
-          ts: view.run.messageTs,
-          text: card.text,
-          blocks: card.blocks,
-        });
+        const ts = view.run.messageTs;
+        await again(() =>
+          client.chat.update({ channel: view.run.channel, ts, text: card.text, blocks: card.blocks }),
+        );
         return undefined;
       }
-      const posted = await client.chat.postMessage({
-        channel: view.run.channel,
-        text: card.text,
-        blocks: card.blocks,
-        unfurl_links: false,
-      });
+      const posted = await again(() =>
+        client.chat.postMessage({
+          channel: view.run.channel,
+          text: card.text,
+          blocks: card.blocks,
+          unfurl_links: false,
+        }),
+      );
       return posted.ts;
     },
     async reply(run: RunRecord, text: string) {
@@ -48,12 +55,15 @@ export function createSlackNotifier(client: webApi.WebClient, log: Logger): RunN
         await client.chat.postEphemeral({ channel: run.channel, user: run.requester, text: safe });
         return;
       }
-      await client.chat.postMessage({
-        channel: run.channel,
-        thread_ts: run.messageTs,
-        text: safe,
-        unfurl_links: false,
-      });
+      const threadTs = run.messageTs;
+      await again(() =>
+        client.chat.postMessage({
+          channel: run.channel,
+          thread_ts: threadTs,
+          text: safe,
+          unfurl_links: false,
+        }),
+      );
     },
     async upload(run: RunRecord, files: OutcomeFile[]) {
       if (scheduled(run)) return;
