@@ -3,9 +3,9 @@
  * shows it; with an invalid file it lists every problem; with tokens it serves /healthz and stops cleanly.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/free-port.ts';
 import { SIGNING_SECRET } from '../support/slack-requests.ts';
@@ -14,8 +14,9 @@ import { BOT_TOKEN } from '../support/test-quell.ts';
 const dir = mkdtempSync(join(tmpdir(), 'quell-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function startProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['src/main.ts'], {
+function startProcess(env: Record<string, string>, cwd?: string) {
+  const child = spawn(process.execPath, [resolve('src/main.ts')], {
+    ...(cwd ? { cwd } : {}),
     env: { PATH: process.env.PATH ?? '', HOME: dir, QUELL_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -46,6 +47,14 @@ channels:
 storage: { url: "sqlite:${join(dir, 'quell.db')}" }
 `;
 
+/** The messages that say which token is missing and where Slack shows it. */
+function expectTokenHelp(stderr: string) {
+  expect(stderr).toContain('Set SLACK_BOT_TOKEN');
+  expect(stderr).toContain('OAuth & Permissions');
+  expect(stderr).toContain('Set SLACK_APP_TOKEN');
+  expect(stderr).toContain('App-Level Tokens');
+}
+
 describe('starting the bot', () => {
   it('without tokens, names each variable and where Slack shows it, and exits 1', async () => {
     const path = join(dir, 'socket.yaml');
@@ -57,6 +66,28 @@ describe('starting the bot', () => {
     expect(stderr).toContain('OAuth & Permissions');
     expect(stderr).toContain('Set SLACK_APP_TOKEN');
     expect(stderr).toContain('App-Level Tokens');
+    expect(p.output().stdout).not.toContain('quell console');
+  });
+
+  // Without QUELL_CONFIG and tokens, ./run start opens the local console (console-browser.test.ts);
+  // a quell.yaml in the directory or NODE_ENV=production keep the bot failing closed instead.
+  it('without tokens but with a ./quell.yaml, fails closed as the bot (no console)', async () => {
+    const cwd = join(dir, 'with-yaml');
+    mkdirSync(cwd, { recursive: true });
+    writeFileSync(join(cwd, 'quell.yaml'), config('socket'));
+    const p = startProcess({}, cwd);
+    expect(await p.exited).toBe(1);
+    expectTokenHelp(p.output().stderr);
+    expect(p.output().stdout).not.toContain('quell console');
+  });
+
+  it('without tokens and without a config but with NODE_ENV=production, fails closed (no console)', async () => {
+    const cwd = join(dir, 'production');
+    mkdirSync(cwd, { recursive: true });
+    const p = startProcess({ NODE_ENV: 'production' }, cwd);
+    expect(await p.exited).toBe(1);
+    expectTokenHelp(p.output().stderr);
+    expect(p.output().stdout).not.toContain('quell console');
   });
 
   it('with an invalid file, lists every problem by path and line', async () => {
