@@ -33,6 +33,11 @@ export interface ConsoleServerOptions {
   log: Logger;
   /** Port on 127.0.0.1; 0 picks a free one. */
   port?: number;
+  /** Game days (rehearsal world only): `/quell gameday …` goes to them, not to quell. */
+  gameDays?: {
+    handle(channel: string, args: string): Promise<string>;
+    noteCommand(channel: string): void;
+  };
 }
 
 /** A running console server. */
@@ -178,6 +183,17 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     if (command !== page.command) return { error: `this console knows only ${page.command}` };
     const text = (match ? (match[2] ?? '') : typed).trim();
     const responseUrl = slack.responseUrlFor(user, channel);
+    const gameDays = options.gameDays;
+    if (gameDays && /^gameday(\s|$)/i.test(text)) {
+      const reply = await gameDays.handle(channel, text.slice('gameday'.length));
+      await fetch(responseUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ response_type: 'ephemeral', text: reply }),
+      });
+      return { status: 200 };
+    }
+    gameDays?.noteCommand(channel);
     const sent = await sendSigned(
       target,
       slashCommandBody({ command, text, user, channel, responseUrl, triggerId: slack.triggerFor(user) }),

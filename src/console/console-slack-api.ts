@@ -29,6 +29,8 @@ export interface ConsoleMessage {
   files: ConsoleFile[];
   /** Whether chat.update changed it after it was posted. */
   edited: boolean;
+  /** Who posted it, when not quell (the console's game days). */
+  author?: string;
 }
 
 /** A view (Home tab or modal) published for one user. */
@@ -51,6 +53,14 @@ export interface ConsoleSlackApi {
   triggerFor(user: string): string;
   /** The response URL for a request made by `user` in `channel`. */
   responseUrlFor(user: string, channel: string): string;
+  /** Posts a message of the console's own (a game day's alert or scorecard); returns its ts. */
+  post(message: {
+    channel: string;
+    text: string;
+    blocks?: unknown[];
+    threadTs?: string;
+    author: string;
+  }): string;
   /** Closes the modal open for `user`. */
   closeModal(user: string): void;
   /** Bumps on every change; the page polls it. */
@@ -232,6 +242,22 @@ export async function startConsoleSlackApi(): Promise<ConsoleSlackApi> {
     },
     responseUrlFor: (user, channel) =>
       `${url}/response/${encodeURIComponent(user)}/${encodeURIComponent(channel)}`,
+    post(message) {
+      const ts = nextTs();
+      messages.push({
+        channel: message.channel,
+        ts,
+        threadTs: message.threadTs,
+        text: message.text,
+        blocks: message.blocks,
+        visibleTo: undefined,
+        files: [],
+        edited: false,
+        author: message.author,
+      });
+      changed();
+      return ts;
+    },
     closeModal(user) {
       if (modals.delete(user)) changed();
     },

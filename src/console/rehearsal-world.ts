@@ -16,6 +16,7 @@ import {
   CreateVpcCommand,
   DescribeImagesCommand,
   EC2Client,
+  ModifyNetworkInterfaceAttributeCommand,
   RunInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { CreateAccessKeyCommand, CreateRoleCommand, CreateUserCommand, IAMClient } from '@aws-sdk/client-iam';
@@ -34,6 +35,8 @@ export interface RehearsalSeed {
   leakedKeyId: string;
   leakedUser: string;
   vpcId: string;
+  /** The VPC's first subnet (game days start their instances there). */
+  subnetId: string;
   openGroupId: string;
   instanceId: string;
   secretName: string;
@@ -119,7 +122,7 @@ export function rehearsalAccount() {
 }
 
 /** Administrator credentials for the rehearsal account in moto. */
-async function adminCredentials(motoUrl: string) {
+export async function adminCredentials(motoUrl: string) {
   const sts = new STSClient({ region: 'us-east-1', endpoint: motoUrl, credentials: REHEARSAL_CREDENTIALS });
   try {
     const out = await sts.send(
@@ -202,10 +205,17 @@ export async function seedRehearsal(
         MinCount: 1,
         MaxCount: 1,
         SubnetId: subnetIds[0],
-        SecurityGroupIds: [openGroupId],
       }),
     );
     const instanceId = run.Instances?.[0]?.InstanceId ?? '';
+    // The group goes onto the primary network interface, not into RunInstances: moto keeps groups given at
+    // launch on the instance as well, where changing the interface's groups later does not remove them.
+    await ec2.send(
+      new ModifyNetworkInterfaceAttributeCommand({
+        NetworkInterfaceId: run.Instances?.[0]?.NetworkInterfaces?.[0]?.NetworkInterfaceId,
+        Groups: [openGroupId],
+      }),
+    );
     const secretName = 'prod/payments-db';
     await secrets.send(
       new CreateSecretCommand({
@@ -215,7 +225,15 @@ export async function seedRehearsal(
         SecretString: 'rehearsal-not-a-real-password',
       }),
     );
-    const seed: RehearsalSeed = { leakedKeyId, leakedUser, vpcId, openGroupId, instanceId, secretName };
+    const seed: RehearsalSeed = {
+      leakedKeyId,
+      leakedUser,
+      vpcId,
+      subnetId: subnetIds[0] ?? '',
+      openGroupId,
+      instanceId,
+      secretName,
+    };
     return { seed, events: leakedKeyActivity(seed, now) };
   } finally {
     iam.destroy();

@@ -223,7 +223,7 @@ export function renderMessage(message: ConsoleMessage, names: RenderNames): stri
       : `<div class="b-text">${renderMrkdwn(message.text, names)}</div>`;
   const who = message.visibleTo
     ? '<div class="ephemeral">Only visible to you</div>'
-    : '<div class="author">quell <span class="app">APP</span></div>';
+    : `<div class="author">${escapeHtml(message.author ?? 'quell')} <span class="app">APP</span></div>`;
   return `<div class="message${message.visibleTo ? ' is-ephemeral' : ''}" data-channel="${escapeHtml(message.channel)}" data-ts="${escapeHtml(message.ts)}" data-thread-ts="${escapeHtml(message.threadTs ?? '')}">${who}${body}${message.files.map(renderFile).join('')}${message.edited ? '<span class="muted">(edited)</span>' : ''}</div>`;
 }
 

@@ -18,6 +18,9 @@ import type { Logger } from '../logger.ts';
 import type { PageInfo } from './console-page.ts';
 import { type ConsoleServer, startConsoleServer } from './console-server.ts';
 import { startConsoleSlackApi } from './console-slack-api.ts';
+import { GameDays } from './game-day.ts';
+import { loadScenarios } from './game-day-scenario.ts';
+import { type RehearsalCloudFormation, startRehearsalCloudFormation } from './rehearsal-cloudformation.ts';
 import { type RehearsalCloudTrail, startRehearsalCloudTrail } from './rehearsal-cloudtrail.ts';
 import {
   findMotoServer,
@@ -31,7 +34,13 @@ import {
 
 /** Which AWS the console talks to. */
 export type ConsoleAws =
-  | { kind: 'rehearsal'; motoUrl: string; seed: RehearsalSeed }
+  | {
+      kind: 'rehearsal';
+      motoUrl: string;
+      seed: RehearsalSeed;
+      trail: RehearsalCloudTrail;
+      cloudFormation: RehearsalCloudFormation;
+    }
   | { kind: 'real'; accountIds: string[] }
   | { kind: 'none'; reason: string };
 
@@ -41,6 +50,8 @@ export interface RunningConsole {
   loginUrl: string;
   aws: ConsoleAws;
   quell: Quell;
+  /** Game days, in the rehearsal world only. */
+  gameDays: GameDays | undefined;
   stop(): Promise<void>;
 }
 
@@ -114,7 +125,7 @@ export async function startConsole(
           };
       if (aws.kind === 'none') {
         // Nothing may leave the machine: the rehearsal accounts do not exist anywhere.
-        pointAwsAt('http://127.0.0.1:9', undefined);
+        pointAwsAt('http://127.0.0.1:9', {});
       }
     }
 
@@ -132,16 +143,33 @@ export async function startConsole(
     });
     const { port: quellPort } = await quell.start();
     stops.push(() => quell.stop());
+    let gameDays: GameDays | undefined;
+    if (aws.kind === 'rehearsal') {
+      const days = new GameDays({
+        motoUrl: aws.motoUrl,
+        seed: aws.seed,
+        trail: aws.trail,
+        cloudFormation: aws.cloudFormation,
+        slack,
+        scenarios: loadScenarios(),
+        listRuns: () => quell.store.listRuns({ limit: 200 }),
+        command: config.slack.command,
+        log,
+      });
+      gameDays = days;
+      stops.push(async () => days.stop());
+    }
     const server = await startConsoleServer({
       slack,
       target: { eventsUrl: `http://127.0.0.1:${quellPort}/slack/events`, signingSecret },
       page: pageInfo(config, aws, users, channels),
       log,
       port: env.QUELL_CONSOLE_PORT ? Number(env.QUELL_CONSOLE_PORT) : 0,
+      ...(gameDays ? { gameDays } : {}),
     });
     stops.push(() => server.close());
     print(bannerText(aws, server));
-    return { loginUrl: server.loginUrl, aws, quell, stop: stopAll };
+    return { loginUrl: server.loginUrl, aws, quell, gameDays, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;
@@ -154,18 +182,22 @@ async function startRehearsal(binary: string, stops: (() => Promise<void>)[]): P
   stops.push(() => moto.stop());
   const trail: RehearsalCloudTrail = await startRehearsalCloudTrail();
   stops.push(() => trail.close());
-  pointAwsAt(moto.url, trail.url);
+  const cloudFormation = await startRehearsalCloudFormation();
+  stops.push(() => cloudFormation.close());
+  pointAwsAt(moto.url, { cloudTrail: trail.url, cloudFormation: cloudFormation.url });
   const { seed, events } = await seedRehearsal(moto.url);
   trail.events.push(...events);
-  return { kind: 'rehearsal', motoUrl: moto.url, seed };
+  return { kind: 'rehearsal', motoUrl: moto.url, seed, trail, cloudFormation };
 }
 
 // The SDK reads these when each client is built (AWS_ENDPOINT_URL and its per-service variants); the
 // console is its own process, so setting them here affects only this quell.
-function pointAwsAt(endpoint: string, cloudTrail: string | undefined): void {
+function pointAwsAt(endpoint: string, services: { cloudTrail?: string; cloudFormation?: string }): void {
   process.env.AWS_ENDPOINT_URL = endpoint;
-  if (cloudTrail) process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = cloudTrail;
+  if (services.cloudTrail) process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = services.cloudTrail;
   else delete process.env.AWS_ENDPOINT_URL_CLOUDTRAIL;
+  if (services.cloudFormation) process.env.AWS_ENDPOINT_URL_CLOUDFORMATION = services.cloudFormation;
+  else delete process.env.AWS_ENDPOINT_URL_CLOUDFORMATION;
   process.env.AWS_ACCESS_KEY_ID = REHEARSAL_CREDENTIALS.accessKeyId;
   process.env.AWS_SECRET_ACCESS_KEY = REHEARSAL_CREDENTIALS.secretAccessKey;
   delete process.env.AWS_SESSION_TOKEN;
@@ -216,6 +248,7 @@ export function pageInfo(
         `${command} isolate-vpc ${s.vpcId}`,
         `${command} rotate-secret ${s.secretName} force=true`,
         `${command} key-age`,
+        `${command} gameday leaked-key`,
       ],
       scenario: [
         `Leaked access key ${s.leakedKeyId} of IAM user ${s.leakedUser}, used from 203.0.113.77 in the last two hours (CloudTrail events recorded).`,
@@ -223,6 +256,7 @@ export function pageInfo(
         `Instance ${s.instanceId} in that VPC, behind that group.`,
         `Secret ${s.secretName} (moto cannot run a rotation Lambda, so rotate it with force=true).`,
         'Switch "Acting as" to lee or sam to approve what riley asks for.',
+        `Game days: ${command} gameday leaked-key | exposed-instance | tampered-stack injects an incident, times the team and posts a scorecard to its thread.`,
       ],
       connectSlack,
     };

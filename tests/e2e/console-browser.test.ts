@@ -12,9 +12,9 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { IAMClient, ListAccessKeysCommand } from '@aws-sdk/client-iam';
+import { IAMClient, ListAccessKeysCommand, ListUsersCommand } from '@aws-sdk/client-iam';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -98,7 +98,11 @@ function accepts(host: string, port: number): Promise<boolean> {
   });
 }
 
-async function keyStatus(motoUrl: string, keyId: string): Promise<string | undefined> {
+async function keyStatus(
+  motoUrl: string,
+  keyId: string,
+  user: RegExp = /^ci-deploy$/,
+): Promise<string | undefined> {
   const credentials = { accessKeyId: 'rehearsal', secretAccessKey: 'rehearsal' };
   const sts = new STSClient({ region: 'us-east-1', endpoint: motoUrl, credentials });
   const assumed = await sts.send(
@@ -115,7 +119,9 @@ async function keyStatus(motoUrl: string, keyId: string): Promise<string | undef
       sessionToken: c?.SessionToken ?? '',
     },
   });
-  const keys = await iam.send(new ListAccessKeysCommand({ UserName: 'ci-deploy' }));
+  const users = await iam.send(new ListUsersCommand({}));
+  const userName = users.Users?.map((u) => u.UserName ?? '').find((name) => user.test(name));
+  const keys = await iam.send(new ListAccessKeysCommand({ UserName: userName }));
   iam.destroy();
   return keys.AccessKeyMetadata?.find((k) => k.AccessKeyId === keyId)?.Status;
 }
@@ -124,6 +130,7 @@ describe('the local console', () => {
   const dir = mkdtempSync(join(tmpdir(), 'quell-console-test-'));
   let started: Started;
   let context: BrowserContext | undefined;
+  let page: Page | undefined;
 
   beforeAll(async () => {
     started = await startConsoleProcess(dir);
@@ -158,17 +165,18 @@ describe('the local console', () => {
       ],
       viewport: { width: 1400, height: 1000 },
     });
-    const page = context.pages()[0] ?? (await context.newPage());
-    await page.goto(started.loginUrl);
+    page = context.pages()[0] ?? (await context.newPage());
+    const p = page;
+    await p.goto(started.loginUrl);
     // The login token became a cookie and the URL no longer carries it.
-    expect(page.url()).toBe(`${started.baseUrl}/`);
-    await expect.poll(() => page.textContent('#banner')).toContain('REHEARSAL (moto at');
-    expect(await page.textContent('aside')).toContain('SLACK_BOT_TOKEN');
-    expect(await page.inputValue('#user')).toBe('U0RESP');
+    expect(p.url()).toBe(`${started.baseUrl}/`);
+    await expect.poll(() => p.textContent('#banner')).toContain('REHEARSAL (moto at');
+    expect(await p.textContent('aside')).toContain('SLACK_BOT_TOKEN');
+    expect(await p.inputValue('#user')).toBe('U0RESP');
 
-    await page.fill('#text', `/quell disable-key ${started.keyId} reason="key found in a public repo"`);
-    await page.press('#text', 'Enter');
-    const approve = page.locator('#feed button[data-action-id="quell_approve"]');
+    await p.fill('#text', `/quell disable-key ${started.keyId} reason="key found in a public repo"`);
+    await p.press('#text', 'Enter');
+    const approve = p.locator('#feed button[data-action-id="quell_approve"]');
     await approve.first().waitFor({ timeout: 30_000 });
     const card = await approve.first().locator('xpath=ancestor::div[contains(@class, "entry")]').innerText();
     expect(card).toContain(started.keyId);
@@ -177,16 +185,16 @@ describe('the local console', () => {
     expect(await keyStatus(started.motoUrl, started.keyId)).toBe('Active');
 
     // The requester may not approve their own run: switch to a lead and click Approve there.
-    await page.selectOption('#user', 'U0LEAD1');
+    await p.selectOption('#user', 'U0LEAD1');
     await approve.first().click();
-    if (await page.locator('#confirm').isVisible()) await page.click('#confirm [data-confirm-yes]');
+    if (await p.locator('#confirm').isVisible()) await p.click('#confirm [data-confirm-yes]');
     await expect
-      .poll(() => page.locator('#feed').innerText(), { timeout: 30_000, interval: 300 })
+      .poll(() => p.locator('#feed').innerText(), { timeout: 30_000, interval: 300 })
       .toContain('Succeeded');
     expect(await keyStatus(started.motoUrl, started.keyId)).toBe('Inactive');
 
     mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: join(ARTIFACTS, 'console-disable-key.png'), fullPage: true });
+    await p.screenshot({ path: join(ARTIFACTS, 'console-disable-key.png'), fullPage: true });
     expect(existsSync(join(ARTIFACTS, 'console-disable-key.png'))).toBe(true);
   });
 
@@ -221,5 +229,55 @@ describe('the local console', () => {
         address,
         accepted: false,
       });
+  });
+  it('a game day: the alert, evidence and containment by the team, then a scorecard; a missed step is named', async () => {
+    const p = page;
+    if (!p) throw new Error('the browser test above did not open the page');
+    await p.selectOption('#user', 'U0RESP');
+    const say = async (text: string) => {
+      await p.fill('#text', text);
+      await p.press('#text', 'Enter');
+    };
+    const feed = () => p.locator('#feed').innerText();
+    await say('/quell gameday leaked-key');
+    await expect.poll(feed, { timeout: 30_000 }).toContain('Game day: Leaked access key');
+    const keyId = /Access key (AKIA[A-Z0-9]{16}) of IAM user/.exec(await feed())?.[1];
+    if (!keyId) throw new Error(`no key in the alert: ${await feed()}`);
+    await say(`/quell trail key=${keyId} since=2h`);
+    await expect.poll(feed, { timeout: 30_000 }).toContain(`where AccessKeyId = ${keyId} in 2 regions`);
+    await say(`/quell disable-key ${keyId} reason="game day"`);
+    const approve = p.locator('#feed button[data-action-id="quell_approve"]');
+    await expect.poll(() => approve.count(), { timeout: 30_000 }).toBe(1);
+    await p.selectOption('#user', 'U0LEAD2');
+    await approve.first().click();
+    if (await p.locator('#confirm').isVisible()) await p.click('#confirm [data-confirm-yes]');
+    await expect
+      .poll(feed, { timeout: 30_000, interval: 300 })
+      .toContain('Game day scorecard: Leaked access key');
+    const scorecard = await p
+      .locator('#feed .message', { hasText: 'Game day scorecard: Leaked access key' })
+      .innerText();
+    expect(scorecard).toContain('Time to first command');
+    expect(scorecard).toContain('Time to approval');
+    expect(scorecard).toContain('Time to contained (verified)');
+    expect(scorecard).toContain('Every expected step was taken');
+    expect(scorecard).not.toContain('not reached');
+    expect(scorecard).not.toContain('missed');
+    expect(await keyStatus(started.motoUrl, keyId, /^build-bot-/)).toBe('Inactive');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await p.screenshot({ path: join(ARTIFACTS, 'console-game-day.png'), fullPage: true });
+
+    // A game day ended before anything was done: every step is missed, nothing was reached.
+    await p.selectOption('#user', 'U0RESP');
+    await say('/quell gameday exposed-instance');
+    await expect.poll(feed, { timeout: 30_000 }).toContain('Game day: Exposed instance');
+    await say('/quell gameday end');
+    await expect.poll(feed, { timeout: 30_000 }).toContain('Game day scorecard: Exposed instance');
+    const missed = await p
+      .locator('#feed .message', { hasText: 'Game day scorecard: Exposed instance' })
+      .innerText();
+    expect(missed).toContain('Steps missed: evidence, contain');
+    expect(missed).toContain('ended by hand');
+    expect(missed.match(/not reached/g)?.length).toBe(3);
   });
 });
