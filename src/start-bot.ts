@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { createQuell } from './app.ts';
 import { loadSecrets } from './aws/load-secrets.ts';
-import { type Config, loadConfigFile, resolveSecretSources } from './config.ts';
+import { type Config, loadConfigFile, resolveSecretSources, SECRET_HELP } from './config.ts';
 import { QuellError } from './errors.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -16,11 +16,29 @@ export function configPath(env: NodeJS.ProcessEnv): { path: string; example: boo
   return { path: new URL('../quell.example.yaml', import.meta.url).pathname, example: true };
 }
 
+/**
+ * Whether `./run start` opens the local console instead of the bot: no Slack token of any kind, no
+ * QUELL_CONFIG, no ./quell.yaml, and NODE_ENV is not production. With any of them quell starts (or
+ * fails closed) as the bot, so a deployment that lost its tokens never turns into a console.
+ */
+export function wantsConsole(env: NodeJS.ProcessEnv): boolean {
+  if (env.NODE_ENV === 'production') return false;
+  if (env.QUELL_CONFIG || existsSync('quell.yaml')) return false;
+  return !Object.keys(SECRET_HELP).some((name) => env[name]?.trim() || env[`${name}_SECRET_ARN`]?.trim());
+}
+
 /** Starts quell; resolves once it is listening, and stops it on SIGINT/SIGTERM. */
 export async function startBot(
   env: NodeJS.ProcessEnv = process.env,
   log: Logger = createLogger(),
 ): Promise<void> {
+  if (wantsConsole(env)) {
+    // The console (and the AWS SDK clients its rehearsal world seeds moto with) loads only when used.
+    const { startConsole } = await import('./console/start-console.ts');
+    const running = await startConsole(env, log);
+    stopOnSignals(() => running.stop(), log);
+    return;
+  }
   const where = configPath(env);
   const problems: string[] = [];
   let config: Config | undefined;
@@ -57,12 +75,17 @@ export async function startBot(
     port: env.PORT ? Number(env.PORT) : 3000,
   });
   await quell.start();
+  stopOnSignals(() => quell.stop(), log);
+}
+
+/** Stops on the first SIGINT or SIGTERM, then exits (1 when stopping failed). */
+function stopOnSignals(stopAll: () => Promise<void>, log: Logger): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping: finishing runs in flight');
-    quell.stop().then(
+    stopAll().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'unclean stop');

@@ -5,11 +5,11 @@
  * AWS SDK client package until a run needs one.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { randomAccountId } from '../support/aws-fixtures.ts';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
@@ -20,8 +20,9 @@ import { BOT_TOKEN } from '../support/test-quell.ts';
 const dir = mkdtempSync(join(tmpdir(), 'quell-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function startProcess(env: Record<string, string>, nodeArgs: string[] = []) {
-  const child = spawn(process.execPath, [...nodeArgs, 'src/main.ts'], {
+function startProcess(env: Record<string, string>, nodeArgs: string[] = [], cwd?: string) {
+  const child = spawn(process.execPath, [...nodeArgs, resolve('src/main.ts')], {
+    ...(cwd ? { cwd } : {}),
     env: { PATH: process.env.PATH ?? '', HOME: dir, QUELL_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -76,7 +77,36 @@ function expectReadableFailure(output: { stdout: string; stderr: string }) {
   expect(all).not.toContain(SIGNING_SECRET);
 }
 
+/** The messages that say which token is missing and where Slack shows it. */
+function expectTokenHelp(stderr: string) {
+  expect(stderr).toContain('Set SLACK_BOT_TOKEN');
+  expect(stderr).toContain('OAuth & Permissions');
+  expect(stderr).toContain('Set SLACK_APP_TOKEN');
+  expect(stderr).toContain('App-Level Tokens');
+}
+
 describe('starting the bot', () => {
+  // Without QUELL_CONFIG and tokens, ./run start opens the local console (console-browser.test.ts);
+  // a quell.yaml in the directory or NODE_ENV=production keep the bot failing closed instead.
+  it('without tokens but with a ./quell.yaml, fails closed as the bot (no console)', async () => {
+    const cwd = join(dir, 'with-yaml');
+    mkdirSync(cwd, { recursive: true });
+    writeFileSync(join(cwd, 'quell.yaml'), config('socket'));
+    const p = startProcess({}, [], cwd);
+    expect(await p.exited).toBe(1);
+    expectTokenHelp(p.output().stderr);
+    expect(p.output().stdout).not.toContain('quell console');
+  });
+
+  it('without tokens and without a config but with NODE_ENV=production, fails closed (no console)', async () => {
+    const cwd = join(dir, 'production');
+    mkdirSync(cwd, { recursive: true });
+    const p = startProcess({ NODE_ENV: 'production' }, [], cwd);
+    expect(await p.exited).toBe(1);
+    expectTokenHelp(p.output().stderr);
+    expect(p.output().stdout).not.toContain('quell console');
+  });
+
   let slack: FakeSlack;
   afterAll(() => slack?.close());
 
