@@ -233,6 +233,22 @@ export const ReplicasSchema = z
   })
   .prefault({});
 
+/** An S3 bucket created with Object Lock (audit checkpoints, evidence). */
+const ObjectLockBucketSchema = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+    'must be an S3 bucket name (created with Object Lock enabled)',
+  );
+
+/** An S3 key prefix (empty, or ending in `/`), defaulting to `example`. */
+function keyPrefixSchema(example: string) {
+  return z
+    .string()
+    .regex(/^(?:[A-Za-z0-9!_.*'()-]+\/)*$/, `must be empty or a key prefix ending in /, like ${example}`)
+    .default(example);
+}
+
 /**
  * Signed audit checkpoints kept outside the database (docs/audit.md): every `every.entries` entries or
  * `every.time` (whichever comes first) the newest entry's sequence number and hash are signed with a KMS
@@ -242,19 +258,8 @@ export const ReplicasSchema = z
  */
 export const AuditCheckpointsSchema = z
   .object({
-    bucket: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
-        'must be an S3 bucket name (created with Object Lock enabled)',
-      ),
-    prefix: z
-      .string()
-      .regex(
-        /^(?:[A-Za-z0-9!_.*'()-]+\/)*$/,
-        'must be empty or a key prefix ending in /, like quell/checkpoints/',
-      )
-      .default('quell/checkpoints/'),
+    bucket: ObjectLockBucketSchema,
+    prefix: keyPrefixSchema('quell/checkpoints/'),
     /** Names this deployment's chain: it is signed into every checkpoint and is the folder they are kept in. */
     chainId: z
       .string()
@@ -344,19 +349,8 @@ export type FindingsConfig = z.infer<typeof FindingsConfigSchema>;
  */
 export const EvidenceSchema = z
   .object({
-    bucket: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
-        'must be an S3 bucket name (created with Object Lock enabled)',
-      ),
-    prefix: z
-      .string()
-      .regex(
-        /^(?:[A-Za-z0-9!_.*'()-]+\/)*$/,
-        'must be empty or a key prefix ending in /, like quell/evidence/',
-      )
-      .default('quell/evidence/'),
+    bucket: ObjectLockBucketSchema,
+    prefix: keyPrefixSchema('quell/evidence/'),
     /** The bucket's region (default: aws.region). */
     region: AwsRegionSchema.optional(),
     /** Object Lock retention of each object, in compliance mode: nobody can delete it before then. */
