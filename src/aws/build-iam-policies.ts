@@ -307,15 +307,32 @@ export function buildFindingsQueueStatements(findings: {
 }
 
 /**
+ * Evidence and case files (docs/evidence.md): put them, with their Object Lock retention, under the
+ * configured prefix. Deliberately no read, no delete and no retention change.
+ */
+export function buildEvidenceStatement(evidence: {
+  bucket: string;
+  prefix: string;
+}): Record<string, unknown> {
+  return {
+    Sid: 'WriteEvidence',
+    Effect: 'Allow',
+    Action: ['s3:PutObject', 's3:PutObjectRetention'],
+    Resource: [`arn:aws:s3:::${evidence.bucket}/${evidence.prefix}*`],
+  };
+}
+
+/**
  * The policy quell's own principal (task role, instance profile) needs. With audit checkpoints, one more
  * statement: the checkpoint writer's actions, or (when they run under a role of their own) assuming that role.
- * With `findings`, the findings queue's statements.
+ * With `findings`, the findings queue's statements; with `evidence`, writing to the evidence bucket.
  */
 export function buildBotPolicy(
   roleArns: string[],
   secretArns: string[],
   anchor?: { settings: AuditAnchorIamSettings; region: string },
   findings?: { queueUrl: string; dlqUrl?: string | undefined; region: string },
+  evidence?: { bucket: string; prefix: string },
 ): PolicyDocument {
   const statements: Record<string, unknown>[] = [
     {
@@ -344,5 +361,6 @@ export function buildBotPolicy(
     statements.push(buildAuditAnchorStatement(anchor.settings, anchor.region));
   }
   if (findings) statements.push(...buildFindingsQueueStatements(findings));
+  if (evidence) statements.push(buildEvidenceStatement(evidence));
   return { Version: '2012-10-17', Statement: statements };
 }

@@ -216,6 +216,7 @@ function iamPolicy(args: string[], out: (text: string) => void): number {
         ].flatMap((name) => process.env[name] ?? []),
         anchor ? { settings: anchor, region: config?.aws.region ?? 'us-east-1' } : undefined,
         config?.findings,
+        config?.evidence,
       ),
     },
     ...(anchor
