@@ -27,6 +27,8 @@ import {
   ReasonOptionSchema,
   type RunContext,
   readConfig,
+  type SessionGrant,
+  type SessionTarget,
 } from './define-runbook.ts';
 import { typedLedger } from './run-ledger.ts';
 
@@ -857,6 +859,71 @@ function messageOf(error: unknown): string {
   return error instanceof QuellError ? error.message : error instanceof Error ? error.name : String(error);
 }
 
+// ─── session policies ────────────────────────────────────────────────────────────────────────────────
+
+/** The Identity Center ARNs one revocation touches: the instance, the permission set, the account. */
+function identityCenterArns(target: IdentityCenterTarget, accountId: string, partition: string): string[] {
+  return [target.instanceArn, target.permissionSetArn, `arn:${partition}:sso:::account/${accountId}`];
+}
+
+/**
+ * What a revocation's session may do: read and write the one role's inline policies (IAM), or the one
+ * permission set's inline policy and its provisioning to the role's account (Identity Center).
+ */
+function revokeGrants(plan: Plan<RevokeData>, target: SessionTarget): SessionGrant[] {
+  const { data } = plan;
+  const role = {
+    actions: ['iam:GetRole', 'iam:ListRolePolicies', 'iam:GetRolePolicy'],
+    resources: [data.roleArn],
+  };
+  if (data.mode === 'iam' || !data.identityCenter) {
+    return [{ ...role, actions: [...role.actions, 'iam:PutRolePolicy'] }];
+  }
+  return [
+    role,
+    {
+      actions: [
+        'sso:GetInlinePolicyForPermissionSet',
+        'sso:PutInlinePolicyToPermissionSet',
+        'sso:ProvisionPermissionSet',
+        'sso:DescribePermissionSetProvisioningStatus',
+      ],
+      resources: identityCenterArns(data.identityCenter, data.accountId, target.partition),
+    },
+  ];
+}
+
+/** What an undo's session may do: read the policy back and make only the change it planned. */
+function undoRevokeGrants(plan: Plan<UndoData>, target: SessionTarget): SessionGrant[] {
+  const { data } = plan;
+  if (data.mode === 'iam' || !data.identityCenter) {
+    const base = `arn:${target.partition}:iam::${data.accountId}:role/`;
+    const change = data.action === 'delete' ? 'iam:DeleteRolePolicy' : 'iam:PutRolePolicy';
+    return [
+      {
+        actions: ['iam:ListRolePolicies', 'iam:GetRolePolicy', change],
+        // Role names are unique in an account: with or without a path, only that role.
+        resources: [`${base}${data.roleName}`, `${base}*/${data.roleName}`],
+      },
+    ];
+  }
+  const change =
+    data.action === 'delete'
+      ? 'sso:DeleteInlinePolicyFromPermissionSet'
+      : 'sso:PutInlinePolicyToPermissionSet';
+  return [
+    {
+      actions: [
+        'sso:GetInlinePolicyForPermissionSet',
+        change,
+        'sso:ProvisionPermissionSet',
+        'sso:DescribePermissionSetProvisioningStatus',
+      ],
+      resources: identityCenterArns(data.identityCenter, data.accountId, target.partition),
+    },
+  ];
+}
+
 /** The runbook. */
 export const revokeRoleSessions = defineRunbook({
   id: 'revoke-role-sessions',
@@ -930,10 +997,12 @@ export const revokeRoleSessions = defineRunbook({
   },
   execute: executeRevoke,
   verify: verifyRevoke,
+  sessionGrants: revokeGrants,
   undo: {
     title: 'Lift the session revocation',
     plan: planUndo,
     execute: executeUndo,
     verify: verifyUndo,
+    sessionGrants: undoRevokeGrants,
   },
 });

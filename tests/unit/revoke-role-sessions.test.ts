@@ -4,8 +4,9 @@
  * is added to a permission set's one inline policy without losing its other statements.
  */
 import { describe, expect, it } from 'vitest';
+import { buildSessionPolicy } from '../../src/aws/build-session-policy.ts';
 import { InputInvalidError, PlanRefusedError } from '../../src/errors.ts';
-import { parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
+import { type AnyRunbook, type Plan, parseRunbookInput } from '../../src/runbooks/define-runbook.ts';
 import {
   cutoffOf,
   mergeRevokeStatement,
@@ -13,6 +14,7 @@ import {
   revokeRolePolicy,
   revokeRoleSessions,
 } from '../../src/runbooks/revoke-role-sessions.ts';
+import { type EvaluatedRequest, verdictOf } from '../support/iam-evaluator.ts';
 
 const parse = (positional: string[], options: Record<string, string> = {}) =>
   parseRunbookInput(revokeRoleSessions, { positional, options });
@@ -99,5 +101,65 @@ describe('the policy documents', () => {
     expect(twice.Statement.map((s) => s.Sid)).toEqual(['Keep', 'QuellRevokeOlderSessions']);
     expect(cutoffOf(JSON.stringify(twice))).toBe('2026-11-23T12:08:42.107Z');
     expect(() => mergeRevokeStatement('{not json', before)).toThrow(PlanRefusedError);
+  });
+});
+
+describe("revoke-role-sessions' session policy (attack: use a revocation session on another role)", () => {
+  const target = { partition: 'aws', accountId: '111111111111', region: 'us-east-1' };
+  const roleArn = 'arn:aws:iam::111111111111:role/app/deploy';
+  const plan = {
+    data: { mode: 'iam', accountId: '111111111111', roleName: 'deploy', roleArn, identityCenter: null },
+  } as unknown as Plan;
+  const iamRegion = { 'aws:RequestedRegion': 'us-east-1' };
+
+  it('writes the deny on the planned role only', () => {
+    const grants = (revokeRoleSessions as AnyRunbook).sessionGrants?.(plan, target) ?? [];
+    const policy = buildSessionPolicy(grants);
+    const ok = (r: EvaluatedRequest) => verdictOf(policy, r) === 'allow';
+    expect(ok({ action: 'iam:PutRolePolicy', resource: roleArn, context: iamRegion })).toBe(true);
+    const tried: EvaluatedRequest[] = [
+      {
+        action: 'iam:PutRolePolicy',
+        resource: 'arn:aws:iam::111111111111:role/quell-respond',
+        context: iamRegion,
+      },
+      {
+        action: 'iam:PutRolePolicy',
+        resource: 'arn:aws:iam::222222222222:role/app/deploy',
+        context: iamRegion,
+      },
+      { action: 'iam:DeleteRolePolicy', resource: roleArn, context: iamRegion },
+      { action: 'iam:PutUserPolicy', resource: 'arn:aws:iam::111111111111:user/alice', context: iamRegion },
+      { action: 'iam:UpdateAssumeRolePolicy', resource: roleArn, context: iamRegion },
+    ];
+    expect({ attempts: tried.length, accepted: tried.filter(ok).length }).toEqual({
+      attempts: 5,
+      accepted: 0,
+    });
+  });
+
+  it("lets the undo delete only that role's policy", () => {
+    const undo = (revokeRoleSessions as AnyRunbook).undo;
+    if (undo === 'irreversible') throw new Error('revoke-role-sessions has an undo');
+    const undoPlan = {
+      data: {
+        mode: 'iam',
+        accountId: '111111111111',
+        roleName: 'deploy',
+        action: 'delete',
+        identityCenter: null,
+      },
+    } as unknown as Plan;
+    const policy = buildSessionPolicy(undo.sessionGrants?.(undoPlan, target) ?? []);
+    const ok = (r: EvaluatedRequest) => verdictOf(policy, r) === 'allow';
+    expect(ok({ action: 'iam:DeleteRolePolicy', resource: roleArn, context: iamRegion })).toBe(true);
+    expect(
+      ok({
+        action: 'iam:DeleteRolePolicy',
+        resource: 'arn:aws:iam::111111111111:role/other',
+        context: iamRegion,
+      }),
+    ).toBe(false);
+    expect(ok({ action: 'iam:PutRolePolicy', resource: roleArn, context: iamRegion })).toBe(false);
   });
 });
