@@ -50,6 +50,10 @@ export async function startReplicaProcess(name: string, setup: ReplicaSetup): Pr
       AWS_SECRET_ACCESS_KEY: 'testing',
       AWS_REGION: 'us-east-1',
       QUELL_LOG_LEVEL: 'info',
+      // The test run's CloudTrail without events (moto lacks LookupEvents), unless the test sets its own.
+      ...(process.env.AWS_ENDPOINT_URL_CLOUDTRAIL
+        ? { AWS_ENDPOINT_URL_CLOUDTRAIL: process.env.AWS_ENDPOINT_URL_CLOUDTRAIL }
+        : {}),
       ...setup.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

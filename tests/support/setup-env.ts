@@ -2,3 +2,5 @@
 import { inject } from 'vitest';
 
 process.env.AWS_ENDPOINT_URL = inject('motoUrl');
+// …except CloudTrail, which moto lacks: a CloudTrail with no events (tests/support/global-setup.ts).
+process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = inject('cloudTrailUrl');
