@@ -3,6 +3,7 @@
  * on a free loopback port and one throwaway PostgreSQL cluster (tests/support/postgres-cluster.ts).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { startEmptyCloudTrail } from '../../tests/support/empty-cloudtrail.ts';
 import { freePort } from '../../tests/support/free-port.ts';
 import { type PostgresCluster, startPostgresCluster } from '../../tests/support/postgres-cluster.ts';
 import { provide } from './vitest-shim.ts';
@@ -51,10 +52,15 @@ export async function startProofServers(): Promise<ProofServers> {
   provide('motoUrl', motoUrl);
   provide('postgresUrl', pg.url);
   process.env.AWS_ENDPOINT_URL = motoUrl;
+  // As in the test run: CloudTrail, which moto lacks, answers with no events (replica processes inherit it).
+  const cloudTrail = await startEmptyCloudTrail();
+  provide('cloudTrailUrl', cloudTrail.url);
+  process.env.AWS_ENDPOINT_URL_CLOUDTRAIL = cloudTrail.url;
   return {
     motoUrl,
     postgresUrl: pg.url,
     async stop() {
+      cloudTrail.close();
       await pg.stop().catch(() => undefined);
       if (moto.exitCode === null) {
         const exited = new Promise((r) => moto.once('exit', r));

@@ -5,9 +5,8 @@
  * missing PostgreSQL fails the run the same way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { TestProject } from 'vitest/node';
+import { startEmptyCloudTrail } from './empty-cloudtrail.ts';
 import { freePort } from './free-port.ts';
 import { type PostgresCluster, startPostgresCluster } from './postgres-cluster.ts';
 
@@ -23,25 +22,7 @@ declare module 'vitest' {
 
 let moto: ChildProcess | undefined;
 let postgres: PostgresCluster | undefined;
-let emptyCloudTrail: Server | undefined;
-
-/**
- * disable-key reads the key's CloudTrail (its evidence, the roles it assumed). moto answers LookupEvents
- * with an error, which the SDK retries at CloudTrail's pace: seconds per run. This CloudTrail answers every
- * lookup with no events at once. Tests about CloudTrail start their own fake (tests/support/fake-cloudtrail.ts).
- */
-async function startEmptyCloudTrail(): Promise<string> {
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end('{"Events":[]}');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  emptyCloudTrail = server;
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
+let emptyCloudTrail: { url: string; close(): void } | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
   // initdb and moto start in parallel; both waits are bounded.
@@ -91,7 +72,8 @@ export async function setup(project: TestProject): Promise<void> {
   });
   moto.removeAllListeners('exit');
   project.provide('motoUrl', url);
-  project.provide('cloudTrailUrl', await startEmptyCloudTrail());
+  emptyCloudTrail = await startEmptyCloudTrail();
+  project.provide('cloudTrailUrl', emptyCloudTrail.url);
   const started = await cluster.catch((error: unknown) => {
     moto?.kill('SIGTERM');
     throw error;
