@@ -17,12 +17,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { IAMClient } from '@aws-sdk/client-iam';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { createQuell } from '../src/app.ts';
 import { ConfigSchema } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
-import { accountConfig, createUserWithKey, randomAccountId } from '../tests/support/aws-fixtures.ts';
+import {
+  accountConfig,
+  adminIam,
+  createUserWithKey,
+  randomAccountId,
+} from '../tests/support/aws-fixtures.ts';
 import { generateEvents, startFakeCloudTrail } from '../tests/support/fake-cloudtrail.ts';
 import { startFakeSlack } from '../tests/support/fake-slack.ts';
 import { type HeldRequest, startHoldProxy } from '../tests/support/hold-proxy.ts';
@@ -87,24 +90,7 @@ try {
   const slack = await startFakeSlack();
   cleanups.push(() => slack.close());
   const accountId = randomAccountId();
-  // An administrator of the account in moto (aws-fixtures' adminIam reads the moto URL from vitest).
-  const sts = new STSClient({ region: 'us-east-1', endpoint: moto.url });
-  const { Credentials: admin } = await sts.send(
-    new AssumeRoleCommand({
-      RoleArn: `arn:aws:iam::${accountId}:role/admin`,
-      RoleSessionName: 'bench-admin',
-    }),
-  );
-  sts.destroy();
-  if (!admin?.AccessKeyId || !admin.SecretAccessKey) throw new Error('moto gave no credentials');
-  const iam = new IAMClient({
-    region: 'us-east-1',
-    credentials: {
-      accessKeyId: admin.AccessKeyId,
-      secretAccessKey: admin.SecretAccessKey,
-      sessionToken: admin.SessionToken,
-    },
-  });
+  const iam = await adminIam(accountId, moto.url);
   cleanups.push(() => iam.destroy());
 
   const dir = mkdtempSync(join(tmpdir(), 'quell-bench-lanes-'));

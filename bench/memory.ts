@@ -21,9 +21,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { IAMClient } from '@aws-sdk/client-iam';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { accountConfig, createUserWithKey, randomAccountId } from '../tests/support/aws-fixtures.ts';
+import {
+  accountConfig,
+  adminIam,
+  createUserWithKey,
+  randomAccountId,
+} from '../tests/support/aws-fixtures.ts';
 import { type FakeSlack, startFakeSlack } from '../tests/support/fake-slack.ts';
 import { freePort } from '../tests/support/free-port.ts';
 import { SIGNING_SECRET, slashCommand } from '../tests/support/slack-requests.ts';
@@ -263,24 +266,7 @@ async function main(): Promise<void> {
     const slack = await startFakeSlack();
     cleanups.push(() => slack.close());
     const accountId = randomAccountId();
-    // An administrator of the account in moto (tests/support/aws-fixtures.ts's adminIam needs vitest).
-    const sts = new STSClient({ region: 'us-east-1', endpoint: moto.url });
-    const { Credentials: admin } = await sts.send(
-      new AssumeRoleCommand({
-        RoleArn: `arn:aws:iam::${accountId}:role/admin`,
-        RoleSessionName: 'bench-admin',
-      }),
-    );
-    sts.destroy();
-    if (!admin?.AccessKeyId || !admin.SecretAccessKey) throw new Error('moto gave no credentials');
-    const iam = new IAMClient({
-      region: 'us-east-1',
-      credentials: {
-        accessKeyId: admin.AccessKeyId,
-        secretAccessKey: admin.SecretAccessKey,
-        sessionToken: admin.SessionToken,
-      },
-    });
+    const iam = await adminIam(accountId, moto.url);
     cleanups.push(() => iam.destroy());
     const keyId = await createUserWithKey(iam, 'bench-memory-target');
 
