@@ -33,9 +33,9 @@ export function findRunbook(id: string): AnyRunbook | undefined {
   return RUNBOOKS.find((r) => r.id === id);
 }
 
-/** The closest runbook or command names to a misspelt one, for "did you mean". */
-export function suggestRunbook(name: string): string | undefined {
-  const names = [...RUNBOOKS.map((r) => r.id), ...BUILTIN_COMMANDS];
+/** The closest runbook (of those offered) or command name to a misspelt one, for "did you mean". */
+export function suggestRunbook(name: string, runbooks: readonly AnyRunbook[] = RUNBOOKS): string | undefined {
+  const names = [...runbooks.map((r) => r.id), ...BUILTIN_COMMANDS];
   let best: { name: string; distance: number } | undefined;
   for (const candidate of names) {
     const distance = editDistance(name, candidate);

@@ -71,7 +71,7 @@ export function prepareCommand(
 ): PreparedCommand {
   const runbook = runbooks.find((r) => r.id === name);
   if (!runbook) {
-    const suggestion = suggestRunbook(name);
+    const suggestion = suggestRunbook(name, runbooks);
     const known = [...runbooks.map((r) => r.id), ...BUILTIN_COMMANDS].map((n) => `\`${n}\``).join(', ');
     throw new InputInvalidError([
       `\`${name}\` is not a runbook.${suggestion ? ` Did you mean \`${suggestion}\`?` : ''} Known: ${known}.`,
