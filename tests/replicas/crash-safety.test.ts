@@ -318,6 +318,47 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
     await expectNoEntryLost(before);
   });
 
+  it('5. two runs in flight: the live replica takes both over at once, not one after the other', async () => {
+    const a = await startReplicaProcess('a3', setup);
+    replicas[0] = a;
+    const users = ['U0RESP5A', 'U0RESP5B'];
+    const bySource = (user: string) => (body: URLSearchParams) => body.get('SourceIdentity') === user;
+    // Both plans stop at their first AWS request on the replica that will die.
+    const first = users.map((user) => awsProxy.hold('AssumeRole', 'request', { where: bySource(user) }));
+    for (const [i, user] of users.entries()) {
+      const keyId = await createUserWithKey(iam, `crash-both-${i}`);
+      await command(a, `disable-key ${keyId} reason="two in flight"`, user);
+    }
+    await Promise.all(first);
+    const planning = await Promise.all(users.map((user) => runOf(user, ['planning'])));
+    // One heartbeat of the dying replica covers both runs: from then on they are orphans at the same moment.
+    await waitUntil('one heartbeat for both runs', async () => {
+      const [x, y] = await Promise.all(planning.map((run) => store.getRun(run.id)));
+      return x?.heartbeatAt && x.heartbeatAt === y?.heartbeatAt ? true : undefined;
+    });
+    // The survivor's plans stop at the same request; both held at once means neither waits on the other.
+    const again = users.map((user) =>
+      awsProxy.hold('AssumeRole', 'request', { where: bySource(user), timeoutMs: 20_000 }),
+    );
+    await a.kill9();
+    const held = await Promise.all(again);
+    expect(held).toHaveLength(2);
+    // One sweep claimed both, before either was recovered.
+    const sweeps = survivor()
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('taking over runs whose replica stopped'))
+      .map((line) => (JSON.parse(line) as { runs: { runId: string }[] }).runs.map((r) => r.runId));
+    expect(sweeps.filter((ids) => planning.every((run) => ids.includes(run.id)))).toHaveLength(1);
+    for (const h of held) h.release();
+    for (const run of planning) {
+      const waiting = await runIn(run.id, ['awaiting_approval'], 20_000);
+      expect(waiting.executor).not.toBe(run.executor);
+      const recovered = await entriesOf(run.id, 'run.recovered');
+      expect(recovered.map((e) => (e.data as { action: string }).action)).toEqual(['plan again']);
+    }
+  });
+
   it('the audit chain verifies across all of it (quell audit verify --db postgres://… as a process)', async () => {
     const { stdout } = await execFileAsync(
       process.execPath,

@@ -191,13 +191,22 @@ export async function recoverOrphans(
     heartbeat.lostStore();
     throw error;
   }
+  // Each claimed run is taken over at once, not after the one before it: a replica that died with
+  // several runs in hand leaves none of them waiting on another's planning or execution.
+  const recoveries: Promise<void>[] = [];
+  const taken: { runId: string; state: string; replica: string | null }[] = [];
   for (const orphan of orphans) {
     if (!(await store.claimOrphanedRun(orphan.id, replica.id, at, staleBefore))) continue;
     claimed++;
-    await life
-      .track(recoverOrphan(life, orphan, steps))
-      .catch((err: unknown) => log.error({ err, runId: orphan.id }, 'could not recover an orphaned run'));
+    taken.push({ runId: orphan.id, state: orphan.state, replica: orphan.executor ?? null });
+    recoveries.push(
+      life
+        .track(recoverOrphan(life, orphan, steps))
+        .catch((err: unknown) => log.error({ err, runId: orphan.id }, 'could not recover an orphaned run')),
+    );
   }
+  if (taken.length > 0) log.info({ runs: taken }, 'taking over runs whose replica stopped');
+  await Promise.all(recoveries);
   return claimed;
 }
 
