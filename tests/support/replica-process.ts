@@ -17,6 +17,8 @@ export interface ReplicaProcess {
   name: string;
   baseUrl: string;
   pid: number;
+  /** Whether the process has exited (killed or stopped). */
+  exited(): boolean;
   /** Everything it wrote (JSON log lines on stdout, start-up problems on stderr). */
   output(): string;
   /** Kills it with SIGKILL (no shutdown code runs) and waits until it is gone. */
@@ -64,7 +66,13 @@ export async function startReplicaProcess(name: string, setup: ReplicaSetup): Pr
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let gone = false;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      gone = true;
+      resolve();
+    }),
+  );
   const baseUrl = `http://127.0.0.1:${port}`;
 
   const deadline = Date.now() + 30_000;
@@ -89,6 +97,7 @@ export async function startReplicaProcess(name: string, setup: ReplicaSetup): Pr
     name,
     baseUrl,
     pid: child.pid ?? -1,
+    exited: () => gone,
     output: () => output,
     async kill9() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
