@@ -6,9 +6,12 @@
  * allows disable-key, and a local fake Slack Web API on 127.0.0.1 (SLACK_API_URL). For each variant it
  * prints the resident set (VmRSS) once startup has settled (`--idle-ms` after /healthz first answers),
  * then sends `--n` concurrent signed `/quell disable-key …` commands (one user each, from a worker
- * thread) and waits until every run has planned and posted its approval card; it prints the peak
- * resident set of the whole life of the process (VmHWM, kept by the kernel) and the RSS once the runs
- * settled. Goals: idle under 150 MB, peak under 250 MB.
+ * thread) and waits until every run has left `planning` in the bot's SQLite file and every run awaiting
+ * approval has its card (or nothing has changed for 15 s); it prints the peak resident set of the whole
+ * life of the process (VmHWM, kept by the kernel) and the RSS once the runs settled, and what became of
+ * every command: cards posted (counted from the fake Slack, per run id), plans failed (with their
+ * reasons, and whether the requester was told), runs still planning, and commands that left no run.
+ * Goals: idle under 150 MB, peak under 250 MB.
  *
  * Variants, in the same run on the same machine:
  *   before  the bot with every AWS SDK client package imported at start (bench/preload-sdk-clients.ts),
@@ -19,6 +22,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import {
@@ -69,9 +73,36 @@ interface Figures {
   idleMb: number;
   peakMb: number;
   settledMb: number;
-  cards: number;
+  outcome: BurstOutcome;
   burstMs: number;
   settleMs: number;
+}
+
+/** A run of the burst as the bot's store has it. */
+interface RunRow {
+  id: string;
+  state: string;
+  requester: string;
+  message_ts: string | null;
+  error: string | null;
+}
+
+/** What became of each command of a burst, from the bot's store and what the fake Slack recorded. */
+interface BurstOutcome {
+  commands: number;
+  /** Runs with an approval card in the channel (a top-level chat.postMessage naming the run). */
+  cards: number;
+  /** Runs in each state. */
+  states: Record<string, number>;
+  /** Failed plans by reason (the run's recorded error message). */
+  planFailures: Map<string, number>;
+  /** Failed plans whose requester got a private message (response_url or chat.postEphemeral). */
+  planFailuresTold: number;
+  stillPlanning: number;
+  /** Commands acknowledged that left no run in the store. */
+  noRun: number;
+  /** Runs awaiting approval whose card was never posted. */
+  awaitingWithoutCard: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -131,6 +162,70 @@ async function sendBurst(baseUrl: string, bodies: string[]): Promise<BurstResult
   }
 }
 
+/** The burst's runs in the bot's SQLite file (read-only; the bot keeps writing it in WAL mode). */
+function readRuns(dbPath: string, users: ReadonlySet<string>): RunRow[] {
+  const db = new DatabaseSync(dbPath, { readOnly: true });
+  try {
+    const rows = db.prepare('SELECT id, state, requester, message_ts, error FROM runs').all() as unknown;
+    return (rows as RunRow[]).filter((r) => users.has(r.requester));
+  } finally {
+    db.close();
+  }
+}
+
+/** Tallies the burst's commands from the store's runs and the fake Slack's calls. */
+function tallyOutcome(runs: RunRow[], slack: FakeSlack, users: string[]): BurstOutcome {
+  const cardRuns = new Set<string>();
+  const posted = slack
+    .callsOf('chat.postMessage')
+    .filter((c) => c.body.thread_ts === undefined)
+    .map((c) => JSON.stringify(c.body));
+  for (const run of runs) if (posted.some((text) => text.includes(run.id))) cardRuns.add(run.id);
+  const told = new Set<string>([
+    ...slack.responses.map((r) => r.method.slice('/response/'.length)),
+    ...slack.callsOf('chat.postEphemeral').map((c) => String(c.body.user)),
+  ]);
+  const states: Record<string, number> = {};
+  const planFailures = new Map<string, number>();
+  let planFailuresTold = 0;
+  for (const run of runs) {
+    states[run.state] = (states[run.state] ?? 0) + 1;
+    if (run.state !== 'plan_failed') continue;
+    const reason = (JSON.parse(run.error ?? '{}') as { message?: string }).message ?? 'unknown';
+    planFailures.set(reason, (planFailures.get(reason) ?? 0) + 1);
+    if (told.has(run.requester)) planFailuresTold++;
+  }
+  const withRun = new Set(runs.map((r) => r.requester));
+  return {
+    commands: users.length,
+    cards: cardRuns.size,
+    states,
+    planFailures,
+    planFailuresTold,
+    stillPlanning: states.planning ?? 0,
+    noRun: users.filter((u) => !withRun.has(u)).length,
+    awaitingWithoutCard: runs.filter((r) => r.state === 'awaiting_approval' && !cardRuns.has(r.id)).length,
+  };
+}
+
+/** `cards 200 of 200; plans failed 0; still planning 0`, with the reasons and the rest when there are any. */
+function describeOutcome(o: BurstOutcome): string {
+  const reasons = [...o.planFailures].map(([reason, count]) => `${count}× ${reason}`).join('; ');
+  const planFailed = [...o.planFailures.values()].reduce((a, b) => a + b, 0);
+  const parts = [
+    `cards ${o.cards} of ${o.commands}`,
+    `plans failed ${planFailed}${planFailed > 0 ? ` (${reasons}; requester told privately: ${o.planFailuresTold} of ${planFailed})` : ''}`,
+    `still planning ${o.stillPlanning}`,
+  ];
+  if (o.noRun > 0) parts.push(`commands with no run ${o.noRun}`);
+  if (o.awaitingWithoutCard > 0) parts.push(`awaiting approval without a card ${o.awaitingWithoutCard}`);
+  const other = Object.entries(o.states).filter(
+    ([state]) => !['awaiting_approval', 'plan_failed', 'planning'].includes(state),
+  );
+  if (other.length > 0) parts.push(`other states ${other.map(([s, n]) => `${s} ${n}`).join(', ')}`);
+  return parts.join('; ');
+}
+
 async function measureVariant(
   variant: Variant,
   deps: { moto: Moto; slack: FakeSlack; accountId: string; keyId: string; n: number; idleMs: number },
@@ -138,6 +233,7 @@ async function measureVariant(
   const { slack, n, idleMs } = deps;
   const dir = mkdtempSync(join(tmpdir(), 'quell-bench-memory-'));
   const configPath = join(dir, 'quell.yaml');
+  const dbPath = join(dir, 'quell.db');
   const account = accountConfig('prod', deps.accountId);
   writeFileSync(
     configPath,
@@ -147,7 +243,7 @@ async function measureVariant(
       accounts: [account],
       approvals: { approvers: ['U0LEAD1', 'U0LEAD2'], runbooks: { 'disable-key': { required: 1 } } },
       channels: { [CHANNEL]: { runbooks: ['disable-key'], accounts: ['prod'] } },
-      storage: { url: `sqlite:${join(dir, 'quell.db')}` },
+      storage: { url: `sqlite:${dbPath}` },
     }),
   );
   const port = await freePort();
@@ -194,9 +290,11 @@ async function measureVariant(
     await sleep(idleMs);
     const idle = memoryOf(pid);
 
-    const cardsBefore = slack.callsOf('chat.postMessage').length;
-    const bodies = Array.from({ length: n }, (_, i) => {
-      const user = `UM${variant.name.toUpperCase()}${String(i).padStart(5, '0')}`;
+    const users = Array.from(
+      { length: n },
+      (_, i) => `UM${variant.name.toUpperCase()}${String(i).padStart(5, '0')}`,
+    );
+    const bodies = users.map((user) => {
       return slashCommand({
         text: `disable-key ${deps.keyId} reason="memory bench"`,
         user,
@@ -208,18 +306,26 @@ async function measureVariant(
     const bad = burst.statuses.filter((s) => s !== 200).length;
     if (bad > 0) throw new Error(`${variant.name}: ${bad} of ${n} commands were not acked with 200`);
     const settleStarted = performance.now();
-    // Settled: every card posted, or no Slack call for QUIET_MS (a run whose plan failed posts no card).
-    let lastCalls = -1;
+    // Settled, by the store: every command has its run, none is still planning, and every run awaiting
+    // approval has its card posted. Or nothing changed (in the store or at Slack) for QUIET_MS: what is
+    // still open then is reported, not waited for.
+    const userSet = new Set(users);
+    let lastSeen = '';
     let lastChange = performance.now();
     await waitUntil(
-      () => {
-        const calls = slack.calls.length + slack.responses.length;
-        if (calls !== lastCalls) {
-          lastCalls = calls;
+      async () => {
+        await sleep(200);
+        const runs = readRuns(dbPath, userSet);
+        const seen = `${runs.map((r) => `${r.state}:${r.message_ts}`).join()}|${slack.calls.length}|${slack.responses.length}`;
+        if (seen !== lastSeen) {
+          lastSeen = seen;
           lastChange = performance.now();
         }
-        const cards = slack.callsOf('chat.postMessage').length - cardsBefore;
-        return cards >= n || performance.now() - lastChange > QUIET_MS ? true : undefined;
+        const open = runs.filter(
+          (r) => r.state === 'planning' || (r.state === 'awaiting_approval' && r.message_ts === null),
+        );
+        const done = runs.length === n && open.length === 0;
+        return done || performance.now() - lastChange > QUIET_MS ? true : undefined;
       },
       SETTLE_TIMEOUT_MS,
       `${variant.name}: the runs settling`,
@@ -231,7 +337,7 @@ async function measureVariant(
       idleMb: idle.rssMb,
       peakMb: settled.peakMb,
       settledMb: settled.rssMb,
-      cards: slack.callsOf('chat.postMessage').length - cardsBefore,
+      outcome: tallyOutcome(readRuns(dbPath, userSet), slack, users),
       burstMs: burst.endedAt - burst.startedAt,
       settleMs,
     };
@@ -275,8 +381,9 @@ async function main(): Promise<void> {
       const figures = await measureVariant(variant, { moto, slack, accountId, keyId, ...options });
       results.set(variant.name, figures);
       console.log(
-        `  ${variant.name.padEnd(6)} (${variant.what}): idle ${figures.idleMb.toFixed(1)} MB, peak ${figures.peakMb.toFixed(1)} MB, after the runs ${figures.settledMb.toFixed(1)} MB; ${figures.cards} cards, burst ${figures.burstMs.toFixed(0)} ms, planned in ${(figures.settleMs / 1000).toFixed(1)} s`,
+        `  ${variant.name.padEnd(6)} (${variant.what}): idle ${figures.idleMb.toFixed(1)} MB, peak ${figures.peakMb.toFixed(1)} MB, after the runs ${figures.settledMb.toFixed(1)} MB; burst ${figures.burstMs.toFixed(0)} ms, settled in ${(figures.settleMs / 1000).toFixed(1)} s`,
       );
+      console.log(`         ${describeOutcome(figures.outcome)}`);
     }
     const before = results.get('before');
     const after = results.get('after');

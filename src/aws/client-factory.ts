@@ -51,7 +51,7 @@ export interface ScopedAws {
   readonly defaultRegion: string;
   /** The client of `Client` for `region` (default: the scope's region), created once. */
   client<C extends SdkClient>(Client: SdkClientClass<C>, region?: string): C;
-  /** Destroys every client of the scope. */
+  /** Forgets every client of the scope (the connections they used stay with the factory, shared). */
   dispose(): void;
 }
 
@@ -129,7 +129,10 @@ export class AwsClientFactory {
         return client;
       },
       dispose() {
-        for (const client of clients.values()) client.destroy();
+        // Dropped, not destroyed: an SDK client's destroy() destroys the agents its request handler was
+        // given even when they are not its own (@smithy/node-http-handler's NodeHttpHandler.destroy), and
+        // these are the factory's agents, shared by every run. Destroying them cut every other run's
+        // request in flight (ECONNRESET); under a burst, plans failed after five cut attempts.
         clients.clear();
       },
     };
