@@ -287,8 +287,12 @@ export function crashPart(): Part {
           world.warm = undefined;
           if (warm && world.control && !warm.exited()) {
             // Armed once idle: the writes that finish the previous run (its last audit entries) come first.
-            let writes = -1;
-            for (let i = 0; i < 20 && writes !== (writes = writesOf(warm).length); i++) await sleep(150);
+            for (let i = 0, writes = -1; i < 20; i++) {
+              const now = writesOf(warm).length;
+              if (now === writes) break;
+              writes = now;
+              await sleep(150);
+            }
             const nonce = randomBytes(6).toString('hex');
             writeFileSync(world.control, JSON.stringify({ killAt: point, phase, nonce }));
             process.kill(warm.pid, 'SIGUSR2');
