@@ -63,7 +63,7 @@ export function racesPart(): Part {
   };
   return {
     name: 'races',
-    budgetSeconds: 150,
+    budgetSeconds: 240,
     async run(ctx) {
       const goal = Math.ceil(GOAL * ctx.scale);
       const db = await createTestDatabase('races');
