@@ -32,6 +32,9 @@ describe('quell run: the break-glass CLI', () => {
   const dbFile = join(dir, 'quell.db');
   const configFile = join(dir, 'quell.yaml');
   const outDir = mkdtempSync(join(tmpdir(), 'quell-cli-out-'));
+  // The operator's working directory, where result files go without --out (never the repository).
+  const workDir = mkdtempSync(join(tmpdir(), 'quell-cli-cwd-'));
+  const bin = new URL('../../bin/quell.js', import.meta.url).pathname;
   let iam: IAMClient;
   let proxy: FaultProxy;
   let env: NodeJS.ProcessEnv;
@@ -40,7 +43,7 @@ describe('quell run: the break-glass CLI', () => {
   /** `quell <args>` as a process with stdin not a terminal. */
   const quell = (args: string[]) =>
     new Promise<Result>((resolve) => {
-      execFile(process.execPath, ['bin/quell.js', ...args], { env }, (error, stdout, stderr) => {
+      execFile(process.execPath, [bin, ...args], { env, cwd: workDir }, (error, stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
       });
     });
@@ -48,11 +51,10 @@ describe('quell run: the break-glass CLI', () => {
   /** `quell <args>` on a pseudo-terminal, answering `answer` when the y/N question appears. */
   const quellOnTty = (args: string[], answer: string) =>
     new Promise<Result>((resolve, reject) => {
-      const command = [process.execPath, 'bin/quell.js', ...args]
-        .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
-        .join(' ');
+      const command = [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
       const child: ChildProcess = spawn('script', ['-qefc', command, '/dev/null'], {
         env,
+        cwd: workDir,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       child.once('error', (error) =>
@@ -129,6 +131,7 @@ describe('quell run: the break-glass CLI', () => {
     iam?.destroy();
     rmSync(dir, { recursive: true, force: true });
     rmSync(outDir, { recursive: true, force: true });
+    rmSync(workDir, { recursive: true, force: true });
   });
 
   it('with --yes: prints the plan, runs break-glass as the proven operator, and audits it as CLI and break-glass', async () => {

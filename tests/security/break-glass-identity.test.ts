@@ -86,7 +86,9 @@ describe('break-glass identity: `quell run` as an attacker would use it', () => 
       delete env.AWS_SESSION_TOKEN;
       delete env.AWS_PROFILE;
       if (who.sessionToken) env.AWS_SESSION_TOKEN = who.sessionToken;
-      execFile(process.execPath, ['bin/quell.js', 'run', ...args], { env }, (error, stdout, stderr) => {
+      // In the temporary directory: result files go to the working directory, never the repository.
+      const bin = new URL('../../bin/quell.js', import.meta.url).pathname;
+      execFile(process.execPath, [bin, 'run', ...args], { env, cwd: dir }, (error, stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
       });
     });

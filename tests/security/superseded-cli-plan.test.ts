@@ -91,7 +91,7 @@ describe('quell run: a plan superseded after the operator confirmed it', () => {
     };
 
     const code = await asOperator(() =>
-      runBreakGlass(['disable-key', keyId, 'reason=stale plan'], config, io),
+      runBreakGlass(['disable-key', keyId, 'reason=stale plan', '--out', dir], config, io),
     );
 
     // Asked twice: the second prompt shows the new plan and what changed since the y.
