@@ -625,13 +625,33 @@ export class PostgresStore implements Store {
   ): Promise<FindingClaim> {
     // One statement: insert the claim, or take over one never posted whose lease ran out. Concurrent
     // claimers wait on the row and re-check the condition, so exactly one gets a row back.
-    const claimed = await this.#query(
-      `INSERT INTO security_findings (id, ref, finding, channel, claimed_by, claimed_at) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (id) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
-         finding = excluded.finding, channel = excluded.channel
-       WHERE security_findings.posted_at IS NULL AND security_findings.claimed_at < $7`,
-      [finding.id, finding.ref, JSON.stringify(finding.finding), finding.channel, owner, now, now - leaseMs],
-    );
+    const claim = () =>
+      this.#query(
+        `INSERT INTO security_findings (id, ref, finding, channel, claimed_by, claimed_at) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
+           finding = excluded.finding, channel = excluded.channel
+         WHERE security_findings.posted_at IS NULL AND security_findings.claimed_at < $7`,
+        [
+          finding.id,
+          finding.ref,
+          JSON.stringify(finding.finding),
+          finding.channel,
+          owner,
+          now,
+          now - leaseMs,
+        ],
+      );
+    let claimed: pg.QueryResult<Row>;
+    try {
+      claimed = await claim();
+    } catch (error) {
+      // Two replicas inserting the same new finding at once: ON CONFLICT arbitrates on the id only, so
+      // the one that waited can trip the ref's unique index instead (the ref is the id's hash). The other's
+      // row is committed by then: once more, and the id's conflict decides. A different id with the same
+      // ref (a hash collision) trips it again and stays an error.
+      if (!isUniqueViolation(error, 'security_findings_ref_key')) throw error;
+      claimed = await claim();
+    }
     if (claimed.rowCount === 1) return 'claimed';
     const { rows } = await this.#query('SELECT posted_at FROM security_findings WHERE id = $1', [finding.id]);
     return rows[0] && rows[0].posted_at !== null ? 'posted' : 'held';
@@ -748,6 +768,13 @@ export function isConnectionError(error: unknown): boolean {
   return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|not queryable/i.test(
     error.message,
   );
+}
+
+/** Whether `error` (as #query throws it) is PostgreSQL's unique violation of `constraint`. */
+function isUniqueViolation(error: unknown, constraint: string): boolean {
+  const cause = error instanceof StorageError ? error.cause : error;
+  const e = cause as { code?: unknown; constraint?: unknown } | undefined;
+  return e?.code === '23505' && e.constraint === constraint;
 }
 
 function toStorageError(cause: unknown, refused = 'The database refused the operation.'): StorageError {
