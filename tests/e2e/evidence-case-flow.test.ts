@@ -145,6 +145,8 @@ describe('evidence before containment, and the case file', () => {
     expect(run.state).toBe('awaiting_approval');
     // Nothing is captured before the approval.
     expect(evidenceFile(run)).toBeUndefined();
+    // The approver clicks the card once it is in the channel (its ts is the thread the evidence goes to).
+    await t.settle();
     await t.click('quell_approve', run.id, 'U0LEAD1');
     const done = await waitForRunState(t.quell, run.id, ['succeeded', 'failed', 'partial']);
     expect(done.state).toBe('succeeded');
