@@ -40,25 +40,7 @@ export function n(value: number): string {
   return value.toLocaleString('en-US');
 }
 
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Waits (bounded) until `check` returns a value other than undefined. */
-export async function waitUntil<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export { sleep, waitUntil } from '../../tests/support/wait-until.ts';
 
 /** Runs `work` over `items` with at most `limit` in flight; stops taking new items when `stop()` says so. */
 export async function pool<T>(

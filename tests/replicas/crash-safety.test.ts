@@ -33,6 +33,7 @@ import { type HoldProxy, startHoldProxy } from '../support/hold-proxy.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { type ReplicaProcess, type ReplicaSetup, startReplicaProcess } from '../support/replica-process.ts';
 import { buttonClick, postSigned, slashCommand } from '../support/slack-requests.ts';
+import { waitUntil } from '../support/wait-until.ts';
 
 const execFileAsync = promisify(execFile);
 const INCIDENT = 'C0INCIDENT';
@@ -63,21 +64,6 @@ describe('kill -9 at every point of a run, with two replicas on PostgreSQL', () 
         responseUrl: `${slack.url}/response/${user}`,
       }),
     );
-
-  /** Waits (bounded) until `check` returns a value. */
-  async function waitUntil<T>(
-    what: string,
-    check: () => Promise<T | undefined>,
-    timeoutMs = 20_000,
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
 
   const runOf = (user: string, states: string[]) =>
     waitUntil(`a run of ${user} in ${states.join('|')}`, async () => {
